@@ -1,0 +1,2 @@
+//! The control thread's logic: admin protocol, failover and metrics. It never touches a packet.
+#![forbid(unsafe_code)]

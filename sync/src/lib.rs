@@ -1,0 +1,4 @@
+//! pfsync state synchronisation: the version 6 wire format (`wire`) and, in later modules, the sans-IO engine
+//! that batches local state changes into sync packets and applies what peers send. No threads, sockets,
+//! clocks or DPDK here: inputs are events, bytes and the current time; outputs are bytes and operations.
+#![forbid(unsafe_code)]
