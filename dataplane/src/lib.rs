@@ -1,3 +1,5 @@
 //! The packet path: parsing, flow keys, per-worker state shards, pf-style protocol trackers, rules and the
 //! worker loop, generic over a burst `PortIo` so that tests and simulations run it without DPDK.
 #![forbid(unsafe_code)]
+
+pub mod tracker;

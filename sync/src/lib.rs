@@ -2,3 +2,7 @@
 //! that batches local state changes into sync packets and applies what peers send. No threads, sockets,
 //! clocks or DPDK here: inputs are events, bytes and the current time; outputs are bytes and operations.
 #![forbid(unsafe_code)]
+
+pub mod seq;
+pub mod state;
+pub mod time;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test layer of Tandem on a fresh Debian 12 machine: installs what is missing, checks formatting
+# and lints, then runs unit, property, integration, simulation and DPDK virtual-device tests.
+# Usage: scripts/test.sh        (as root, or with sudo available for apt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "setup: Debian packages and Rust components"
+scripts/setup.sh
+
+step "format: cargo fmt --check"
+cargo fmt --all -- --check
+
+step "lint: cargo clippy, warnings denied"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "tests: unit, property, golden vectors, mutation, integration and DPDK virtual devices"
+cargo test --workspace --locked
+
+step "all test layers passed"

@@ -1,0 +1,84 @@
+//! Time as the sans-IO parts of Tandem see it: a monotonic instant in microseconds that the caller passes in.
+//! Nothing in `sync` or `dataplane` reads a clock, so simulations can run in virtual time.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+
+/// A point in time, microseconds since an arbitrary start (the process start, or a simulation's zero).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+/// A span of time in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(pub u64);
+
+impl Instant {
+    /// The start of time.
+    pub const ZERO: Instant = Instant(0);
+
+    /// Whole seconds since the start (pf keeps state times in seconds).
+    pub fn secs(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// The time elapsed since `earlier`, or zero if `earlier` is later.
+    pub fn since(self, earlier: Instant) -> Duration {
+        Duration(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Duration {
+    /// No time.
+    pub const ZERO: Duration = Duration(0);
+
+    /// `n` microseconds.
+    pub const fn micros(n: u64) -> Duration {
+        Duration(n)
+    }
+
+    /// `n` milliseconds.
+    pub const fn millis(n: u64) -> Duration {
+        Duration(n * 1_000)
+    }
+
+    /// `n` seconds.
+    pub const fn secs(n: u64) -> Duration {
+        Duration(n * 1_000_000)
+    }
+
+    /// The span in microseconds.
+    pub fn as_micros(self) -> u64 {
+        self.0
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.0))
+    }
+}
+
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    fn sub(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_sub(d.0))
+    }
+}
+
+impl Add for Duration {
+    type Output = Duration;
+    fn add(self, d: Duration) -> Duration {
+        Duration(self.0.saturating_add(d.0))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            us if us < 1_000 => write!(f, "{us}us"),
+            us if us < 1_000_000 => write!(f, "{:.3}ms", us as f64 / 1e3),
+            us => write!(f, "{:.3}s", us as f64 / 1e6),
+        }
+    }
+}
