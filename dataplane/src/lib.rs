@@ -2,4 +2,9 @@
 //! worker loop, generic over a burst `PortIo` so that tests and simulations run it without DPDK.
 #![forbid(unsafe_code)]
 
+pub mod expiry;
+pub mod flow;
+pub mod io;
+pub mod rules;
+pub mod table;
 pub mod tracker;

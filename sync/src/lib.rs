@@ -3,6 +3,9 @@
 //! clocks or DPDK here: inputs are events, bytes and the current time; outputs are bytes and operations.
 #![forbid(unsafe_code)]
 
+pub mod event;
+pub mod identity;
+pub mod merge;
 pub mod seq;
 pub mod state;
 pub mod time;

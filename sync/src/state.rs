@@ -152,6 +152,33 @@ pub mod state_flags {
     pub const ACK: u16 = 0x0010;
 }
 
+/// What a node last told its peers about one state. The dataplane keeps one per state, so that it can
+/// decide on the packet path, without asking the sync core, whether the state has moved enough since the
+/// last update to be worth another one (see `policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncMark {
+    /// Each side's `seqlo` as last announced.
+    pub seqlo: [u32; 2],
+    /// Each side's `seqhi` as last announced.
+    pub seqhi: [u32; 2],
+    /// Each side's state as last announced.
+    pub state: [u8; 2],
+    /// Packets on the state since the last announcement (pfsync's `sync_updates`).
+    pub updates: u16,
+}
+
+impl SyncMark {
+    /// A mark recording `peers` as announced now.
+    pub fn of(peers: &[TcpPeer; 2]) -> SyncMark {
+        SyncMark {
+            seqlo: [peers[0].seqlo, peers[1].seqlo],
+            seqhi: [peers[0].seqhi, peers[1].seqhi],
+            state: [peers[0].state, peers[1].state],
+            updates: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

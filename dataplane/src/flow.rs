@@ -1,0 +1,236 @@
+//! Flow keys and flow placement.
+//!
+//! A [`FlowKey`] names a connection the same way whichever direction a packet travels: its two endpoints
+//! are stored in a fixed order (the lower address-and-port first), and each packet learns which endpoint
+//! sent it. [`rss_hash`] is the symmetric Toeplitz hash NICs compute with the repeated `0x6d5a` key, and
+//! [`worker_of`] turns it into a worker the way the NIC's redirection table does; the sync core uses the
+//! same two functions to route a peer's state to the worker that owns the flow.
+
+use tandem_config::Family;
+
+/// An IP address in pf's layout: IPv4 in the first four bytes (network order), the rest zero.
+pub type Addr = [u8; 16];
+
+/// One end of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// Address, pf layout.
+    pub addr: Addr,
+    /// Port for TCP and UDP, the echo id for ICMP echo, 0 otherwise.
+    pub port: u16,
+}
+
+/// A connection's name, the same for both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// The two endpoints, lower first.
+    pub ends: [Endpoint; 2],
+    /// IP protocol.
+    pub proto: u8,
+    /// Address family.
+    pub family: Family,
+}
+
+impl FlowKey {
+    /// The key of a packet from `src` to `dst`, and whether `src` is the key's first (lower) endpoint.
+    #[inline]
+    pub fn of_packet(family: Family, proto: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {
+        let src_first = src <= dst;
+        let ends = if src_first { [src, dst] } else { [dst, src] };
+        (
+            FlowKey {
+                ends,
+                proto,
+                family,
+            },
+            src_first,
+        )
+    }
+
+    /// A 64-bit hash for the state table (not the RSS hash): five folded multiplies over the key's words.
+    #[inline]
+    pub fn table_hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let word = |b: &[u8; 16], half: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[half * 8..half * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        let tail = u64::from(self.ends[0].port)
+            | u64::from(self.ends[1].port) << 16
+            | u64::from(self.proto) << 32
+            | u64::from(self.family == Family::Inet6) << 40;
+        let mut h = K;
+        for w in [
+            word(&self.ends[0].addr, 0),
+            word(&self.ends[0].addr, 1),
+            word(&self.ends[1].addr, 0),
+            word(&self.ends[1].addr, 1),
+            tail,
+        ] {
+            h = folded_multiply(h ^ w, K);
+        }
+        h
+    }
+}
+
+#[inline]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = u128::from(a) * u128::from(b);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// Contribution of each byte value to the Toeplitz hash, for even and odd byte positions. With a key that
+/// repeats every 16 bits, the 32-bit key window a byte selects depends only on its position modulo 2.
+const TOEPLITZ: [[u32; 256]; 2] = toeplitz_tables();
+
+/// The 40-byte symmetric key as a bit string: `0x6d5a` repeated.
+const fn key_window(bit: usize) -> u32 {
+    // The 32-bit window starting at `bit` of the infinitely repeated 16-bit word 0x6d5a.
+    let pattern: u64 = 0x6d5a_6d5a_6d5a_6d5a;
+    let shift = bit % 16;
+    ((pattern << shift) >> 32) as u32
+}
+
+const fn toeplitz_tables() -> [[u32; 256]; 2] {
+    let mut tables = [[0u32; 256]; 2];
+    let mut parity = 0;
+    while parity < 2 {
+        let mut value = 0;
+        while value < 256 {
+            let mut acc = 0u32;
+            let mut bit = 0;
+            while bit < 8 {
+                if value & (0x80 >> bit) != 0 {
+                    acc ^= key_window(parity * 8 + bit);
+                }
+                bit += 1;
+            }
+            tables[parity][value] = acc;
+            value += 1;
+        }
+        parity += 1;
+    }
+    tables
+}
+
+fn toeplitz(input: &[u8]) -> u32 {
+    input
+        .iter()
+        .enumerate()
+        .fold(0, |h, (i, b)| h ^ TOEPLITZ[i & 1][usize::from(*b)])
+}
+
+/// The symmetric RSS hash of a packet, as a NIC with the `0x6d5a` key computes it: over source and
+/// destination address and, for TCP and UDP that are not fragments, source and destination port. Swapping
+/// source and destination gives the same hash.
+pub fn rss_hash(family: Family, src: &Addr, dst: &Addr, ports: Option<(u16, u16)>) -> u32 {
+    let mut input = [0u8; 36];
+    let alen = if family == Family::Inet { 4 } else { 16 };
+    input[..alen].copy_from_slice(&src[..alen]);
+    input[alen..2 * alen].copy_from_slice(&dst[..alen]);
+    let mut len = 2 * alen;
+    if let Some((sport, dport)) = ports {
+        input[len..len + 2].copy_from_slice(&sport.to_be_bytes());
+        input[len + 2..len + 4].copy_from_slice(&dport.to_be_bytes());
+        len += 4;
+    }
+    toeplitz(&input[..len])
+}
+
+/// The RSS hash of a flow key (ports used for TCP and UDP).
+pub fn rss_hash_of_key(key: &FlowKey) -> u32 {
+    let ports = matches!(key.proto, 6 | 17).then_some((key.ends[0].port, key.ends[1].port));
+    rss_hash(key.family, &key.ends[0].addr, &key.ends[1].addr, ports)
+}
+
+/// The worker (queue) a hash selects through a redirection table of `reta_size` entries filled round-robin
+/// over `workers` queues, DPDK's default table.
+pub fn worker_of(hash: u32, reta_size: u32, workers: usize) -> usize {
+    let reta_size = reta_size.max(1);
+    ((hash % reta_size) as usize) % workers.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v4(a: [u8; 4]) -> Addr {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&a);
+        addr
+    }
+
+    /// The straightforward bit-by-bit Toeplitz hash over an explicit 40-byte key, as in Microsoft's RSS
+    /// specification, to check the table-driven one against.
+    fn toeplitz_reference(key: &[u8; 40], input: &[u8]) -> u32 {
+        let mut result = 0u32;
+        let mut window = u32::from_be_bytes([key[0], key[1], key[2], key[3]]);
+        for (i, byte) in input.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    result ^= window;
+                }
+                let next_bit_index = 32 + i * 8 + bit;
+                let next = (key[next_bit_index / 8] >> (7 - next_bit_index % 8)) & 1;
+                window = (window << 1) | u32::from(next);
+            }
+        }
+        result
+    }
+
+    #[test]
+    fn the_table_driven_hash_matches_the_bitwise_definition() {
+        let mut key = [0u8; 40];
+        for pair in key.chunks_mut(2) {
+            pair.copy_from_slice(&[0x6d, 0x5a]);
+        }
+        let input: Vec<u8> = (0..36u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect();
+        for len in [8, 12, 32, 36] {
+            assert_eq!(
+                toeplitz(&input[..len]),
+                toeplitz_reference(&key, &input[..len])
+            );
+        }
+    }
+
+    #[test]
+    fn the_hash_is_the_same_in_both_directions() {
+        let (a, b) = (v4([198, 18, 0, 10]), v4([198, 19, 7, 1]));
+        let forward = rss_hash(Family::Inet, &a, &b, Some((40000, 443)));
+        assert_eq!(forward, rss_hash(Family::Inet, &b, &a, Some((443, 40000))));
+        assert_ne!(forward, rss_hash(Family::Inet, &a, &b, Some((40001, 443))));
+    }
+
+    #[test]
+    fn keys_do_not_depend_on_direction() {
+        let a = Endpoint {
+            addr: v4([10, 0, 0, 1]),
+            port: 1234,
+        };
+        let b = Endpoint {
+            addr: v4([10, 0, 0, 2]),
+            port: 80,
+        };
+        let (k1, first1) = FlowKey::of_packet(Family::Inet, 6, a, b);
+        let (k2, first2) = FlowKey::of_packet(Family::Inet, 6, b, a);
+        assert_eq!(k1, k2);
+        assert_ne!(first1, first2);
+        assert_eq!(k1.table_hash(), k2.table_hash());
+    }
+
+    proptest! {
+        #[test]
+        fn both_directions_of_any_flow_land_on_one_worker(
+            a: [u8; 16], b: [u8; 16], sp: u16, dp: u16, v6: bool, workers in 1usize..16
+        ) {
+            let family = if v6 { Family::Inet6 } else { Family::Inet };
+            let h1 = rss_hash(family, &a, &b, Some((sp, dp)));
+            let h2 = rss_hash(family, &b, &a, Some((dp, sp)));
+            prop_assert_eq!(worker_of(h1, 512, workers), worker_of(h2, 512, workers));
+        }
+    }
+}

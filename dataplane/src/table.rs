@@ -1,0 +1,386 @@
+//! One worker's state shard: a slab of states preallocated up to the profile's limit, found by flow key
+//! (packets) and by (creator id, state id) (sync), expired by a timing wheel. Single writer: only the
+//! owning worker touches it, so there is no lock anywhere.
+//!
+//! Over the limit a new state is refused and the caller counts it; nothing grows and nothing crashes.
+
+use hashbrown::HashTable;
+use tandem_sync::identity::{CreatorId, StateId};
+use tandem_sync::state::{SyncMark, TcpPeer, TimeoutClass};
+use tandem_sync::time::{Duration, Instant};
+
+use crate::expiry::{Due, ExpiryWheel};
+use crate::flow::FlowKey;
+use crate::tracker::{Side, Tracking};
+
+/// Rule index of states that no local rule created (learned from a peer).
+pub const NO_RULE: u32 = u32::MAX;
+
+/// Where a state came from and what is pending for it.
+pub mod origin {
+    /// Created by a peer and learned through sync.
+    pub const FROM_PEER: u8 = 0x01;
+    /// Its creating packet is held until peers acknowledge the insert.
+    pub const DEFERRED: u8 = 0x02;
+}
+
+/// One connection's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// The flow, direction-independent.
+    pub key: FlowKey,
+    /// Whether the initiator is `key.ends[0]`.
+    pub initiator_first: bool,
+    /// Which tracker runs on it.
+    pub tracking: Tracking,
+    /// Initiator and responder, pf's `src` and `dst`.
+    pub peers: [TcpPeer; 2],
+    /// Cluster-wide name.
+    pub creator: CreatorId,
+    /// Cluster-wide name.
+    pub id: StateId,
+    /// The rule that created it, or [`NO_RULE`].
+    pub rule: u32,
+    /// When it was created.
+    pub created: Instant,
+    /// When it expires unless refreshed.
+    pub expires: Instant,
+    /// Its timeout class.
+    pub timeout: TimeoutClass,
+    /// Packets from the initiator and from the responder.
+    pub packets: [u64; 2],
+    /// Bytes from the initiator and from the responder.
+    pub bytes: [u64; 2],
+    /// [`origin`] bits.
+    pub origin: u8,
+    /// What peers were last told about it.
+    pub sync: SyncMark,
+}
+
+impl State {
+    /// Which side sent a packet whose source is the key's first endpoint (`src_first`) or not.
+    #[inline]
+    pub fn side_of(&self, src_first: bool) -> Side {
+        if src_first == self.initiator_first {
+            Side::Initiator
+        } else {
+            Side::Responder
+        }
+    }
+}
+
+/// Why a state could not be inserted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// The shard holds its limit of states.
+    Full,
+    /// A state with the same flow key exists.
+    KeyExists(u32),
+    /// A state with the same (creator, id) exists.
+    IdExists(u32),
+}
+
+/// A worker's states.
+#[derive(Debug)]
+pub struct StateTable {
+    slab: Vec<State>,
+    live: Vec<bool>,
+    free: Vec<u32>,
+    by_key: HashTable<u32>,
+    by_id: HashTable<u32>,
+    wheel: ExpiryWheel,
+    /// Indices found expired during one `expire` call, kept to avoid allocating on every call.
+    expired: Vec<u32>,
+    limit: usize,
+    len: usize,
+}
+
+fn id_hash(creator: CreatorId, id: StateId) -> u64 {
+    let full = u128::from(id.0 ^ u64::from(creator.0).rotate_left(32)) * 0x9e37_79b9_7f4a_7c15;
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+/// Slots of the expiry wheel and their width: 8192 x 100 ms = a 13.6-minute turn.
+const WHEEL_SLOTS: usize = 8192;
+const WHEEL_TICK: Duration = Duration::millis(100);
+
+impl StateTable {
+    /// A table for at most `limit` states; its indices are allocated now so nothing grows later.
+    pub fn new(limit: usize, now: Instant) -> StateTable {
+        StateTable {
+            slab: Vec::with_capacity(limit),
+            live: Vec::with_capacity(limit),
+            free: Vec::with_capacity(limit),
+            by_key: HashTable::with_capacity(limit),
+            by_id: HashTable::with_capacity(limit),
+            wheel: ExpiryWheel::new(limit, WHEEL_SLOTS, WHEEL_TICK, now),
+            expired: Vec::new(),
+            limit,
+            len: 0,
+        }
+    }
+
+    /// States held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The most states this table holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Finds the state of `key` (whose [`FlowKey::table_hash`] is `hash`).
+    #[inline]
+    pub fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
+        self.by_key
+            .find(hash, |&i| self.slab[i as usize].key == *key)
+            .copied()
+    }
+
+    /// Finds a state by its cluster-wide name.
+    pub fn find_id(&self, creator: CreatorId, id: StateId) -> Option<u32> {
+        self.by_id
+            .find(id_hash(creator, id), |&i| {
+                let s = &self.slab[i as usize];
+                s.id == id && s.creator == creator
+            })
+            .copied()
+    }
+
+    /// The state at `index`.
+    #[inline]
+    pub fn get(&self, index: u32) -> &State {
+        &self.slab[index as usize]
+    }
+
+    /// The state at `index`, to update.
+    #[inline]
+    pub fn get_mut(&mut self, index: u32) -> &mut State {
+        &mut self.slab[index as usize]
+    }
+
+    /// Inserts a state; it expires at `state.expires` unless refreshed.
+    pub fn insert(&mut self, state: State) -> Result<u32, InsertError> {
+        let hash = state.key.table_hash();
+        if let Some(existing) = self.find(&state.key, hash) {
+            return Err(InsertError::KeyExists(existing));
+        }
+        if let Some(existing) = self.find_id(state.creator, state.id) {
+            return Err(InsertError::IdExists(existing));
+        }
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slab[index as usize] = state;
+                self.live[index as usize] = true;
+                index
+            }
+            None if self.slab.len() < self.limit => {
+                self.slab.push(state);
+                self.live.push(true);
+                (self.slab.len() - 1) as u32
+            }
+            None => return Err(InsertError::Full),
+        };
+        let s = &self.slab[index as usize];
+        let (creator, id, expires) = (s.creator, s.id, s.expires);
+        let slab = &self.slab;
+        self.by_key
+            .insert_unique(hash, index, |&i| slab[i as usize].key.table_hash());
+        self.by_id.insert_unique(id_hash(creator, id), index, |&i| {
+            let s = &slab[i as usize];
+            id_hash(s.creator, s.id)
+        });
+        self.wheel.schedule(index, expires);
+        self.len += 1;
+        Ok(index)
+    }
+
+    /// Removes the state at `index` and returns a copy of it.
+    pub fn remove(&mut self, index: u32) -> State {
+        let s = self.slab[index as usize].clone();
+        if let Ok(entry) = self.by_key.find_entry(s.key.table_hash(), |&i| i == index) {
+            entry.remove();
+        }
+        if let Ok(entry) = self
+            .by_id
+            .find_entry(id_hash(s.creator, s.id), |&i| i == index)
+        {
+            entry.remove();
+        }
+        self.wheel.cancel(index);
+        self.live[index as usize] = false;
+        self.free.push(index);
+        self.len -= 1;
+        s
+    }
+
+    /// Expires states whose deadline has passed, looking at no more than `budget` of them, and hands each
+    /// expired state to `expired` after removing it. Returns how many expired.
+    pub fn expire(&mut self, now: Instant, budget: usize, mut expired: impl FnMut(State)) -> usize {
+        let mut gone = std::mem::take(&mut self.expired);
+        gone.clear();
+        let slab = &self.slab;
+        let live = &self.live;
+        self.wheel.advance(now, budget, |index| {
+            let i = index as usize;
+            if !live[i] {
+                return Due::Expired;
+            }
+            if slab[i].expires <= now {
+                gone.push(index);
+                Due::Expired
+            } else {
+                Due::Later(slab[i].expires)
+            }
+        });
+        let count = gone.len();
+        for &index in &gone {
+            expired(self.remove(index));
+        }
+        self.expired = gone;
+        count
+    }
+
+    /// Every live state with its index.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &State)> {
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.live[*i])
+            .map(|(i, s)| (i as u32, s))
+    }
+
+    /// Bytes the table uses per state at its limit: the slab entry, both index tables' buckets and the
+    /// wheel's links, divided by the limit.
+    pub fn bytes_per_state(&self) -> usize {
+        let slab = std::mem::size_of::<State>() + 1; // the state and its liveness flag
+        let index_bucket = std::mem::size_of::<u32>() + 1; // hashbrown: the value and one control byte
+        let buckets =
+            (self.by_key.capacity() + self.by_id.capacity()) * index_bucket / self.limit.max(1);
+        let wheel = 3 * std::mem::size_of::<u32>(); // next, prev, slot
+        let free_list = std::mem::size_of::<u32>();
+        slab + buckets + wheel + free_list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Endpoint;
+    use tandem_config::Family;
+
+    fn key(n: u32) -> FlowKey {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&n.to_be_bytes());
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[192, 0, 2, 1]);
+        FlowKey::of_packet(
+            Family::Inet,
+            6,
+            Endpoint {
+                addr: a,
+                port: 40000,
+            },
+            Endpoint { addr: b, port: 80 },
+        )
+        .0
+    }
+
+    fn state(n: u32, expires: Instant) -> State {
+        State {
+            key: key(n),
+            initiator_first: true,
+            tracking: Tracking::Tcp,
+            peers: [TcpPeer::default(); 2],
+            creator: CreatorId(7),
+            id: StateId(u64::from(n)),
+            rule: 0,
+            created: Instant::ZERO,
+            expires,
+            timeout: TimeoutClass::TcpEstablished,
+            packets: [0; 2],
+            bytes: [0; 2],
+            origin: 0,
+            sync: SyncMark::default(),
+        }
+    }
+
+    #[test]
+    fn states_are_found_by_key_and_by_id_until_removed() {
+        let mut table = StateTable::new(16, Instant::ZERO);
+        let index = table.insert(state(1, Instant(10_000_000))).expect("room");
+        let k = key(1);
+        assert_eq!(table.find(&k, k.table_hash()), Some(index));
+        assert_eq!(table.find_id(CreatorId(7), StateId(1)), Some(index));
+        assert_eq!(table.find_id(CreatorId(8), StateId(1)), None);
+        let removed = table.remove(index);
+        assert_eq!(removed.id, StateId(1));
+        assert_eq!(table.find(&k, k.table_hash()), None);
+        assert_eq!(table.find_id(CreatorId(7), StateId(1)), None);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_states_and_reuses_freed_slots() {
+        let mut table = StateTable::new(4, Instant::ZERO);
+        for n in 0..4 {
+            table.insert(state(n, Instant(1))).expect("room");
+        }
+        assert_eq!(table.insert(state(9, Instant(1))), Err(InsertError::Full));
+        let index = table.find_id(CreatorId(7), StateId(2)).expect("present");
+        table.remove(index);
+        assert_eq!(table.insert(state(9, Instant(1))), Ok(index));
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn duplicate_keys_and_ids_are_refused() {
+        let mut table = StateTable::new(4, Instant::ZERO);
+        let first = table.insert(state(1, Instant(1))).expect("room");
+        assert_eq!(
+            table.insert(state(1, Instant(1))),
+            Err(InsertError::KeyExists(first))
+        );
+        let mut same_id = state(2, Instant(1));
+        same_id.id = StateId(1);
+        assert_eq!(table.insert(same_id), Err(InsertError::IdExists(first)));
+    }
+
+    #[test]
+    fn expiry_removes_only_states_past_their_deadline() {
+        let mut table = StateTable::new(8, Instant::ZERO);
+        table.insert(state(1, Instant(1_000_000))).expect("room");
+        let keep = table.insert(state(2, Instant(1_000_000))).expect("room");
+        // A packet refreshed state 2: only its deadline changes.
+        table.get_mut(keep).expires = Instant(5_000_000);
+        let mut gone = Vec::new();
+        table.expire(Instant(1_200_000), 100, |s| gone.push(s.id));
+        assert_eq!(gone, [StateId(1)]);
+        table.expire(Instant(4_000_000), 100, |s| gone.push(s.id));
+        assert_eq!(gone.len(), 1);
+        table.expire(Instant(5_200_000), 100, |s| gone.push(s.id));
+        assert_eq!(gone, [StateId(1), StateId(2)]);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_state_costs_at_most_256_bytes_with_its_share_of_the_table() {
+        let table = StateTable::new(1 << 16, Instant::ZERO);
+        let bytes = table.bytes_per_state();
+        assert!(
+            bytes <= 256,
+            "{bytes} bytes per state (State alone is {})",
+            std::mem::size_of::<State>()
+        );
+        eprintln!(
+            "{bytes} bytes per state, State {} bytes",
+            std::mem::size_of::<State>()
+        );
+    }
+}
