@@ -5,3 +5,4 @@
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod runtime;
+pub mod sim;

@@ -1,2 +1,4 @@
 //! The control thread's logic: admin protocol, failover and metrics. It never touches a packet.
 #![forbid(unsafe_code)]
+
+pub mod admin;

@@ -5,6 +5,7 @@
 pub mod expiry;
 pub mod flow;
 pub mod io;
+pub mod route;
 pub mod rules;
 pub mod table;
 pub mod tracker;

@@ -1,0 +1,657 @@
+//! A TCP endpoint for the simulator, close enough to a real stack that pf's window checks see realistic
+//! sequence numbers, windows and acknowledgements: three-way handshake with MSS and window-scale options
+//! (RFC 7323), slow start and congestion avoidance with appropriate byte counting (RFC 5681, RFC 3465),
+//! NewReno fast retransmit and recovery (RFC 6582), retransmission timeout with Karn's rule and
+//! exponential back-off (RFC 6298, 200 ms minimum as in Linux), a receive window with scaling, out-of-order
+//! buffering, and delayed ACKs (every second full segment or after 40 ms, at once on anything out of
+//! order, RFC 9293 section 3.8.6.3). No SACK, no timestamps, no pacing: the link's queue absorbs bursts.
+//!
+//! The client sends an unlimited (or given) amount of data; the server acknowledges. Time is virtual.
+
+use std::collections::BTreeMap;
+use std::collections::VecDeque;
+
+use tandem_dataplane::tracker::tcp::flags;
+use tandem_sync::seq;
+use tandem_sync::time::{Duration, Instant};
+
+/// A segment as the simulator moves it; the frame encoding is done elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Segment {
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// TCP flags.
+    pub flags: u8,
+    /// Window field as sent (scaled).
+    pub win: u16,
+    /// Payload bytes.
+    pub len: u32,
+    /// MSS option (SYNs).
+    pub mss: Option<u16>,
+    /// Window-scale option (SYNs).
+    pub wscale: Option<u8>,
+}
+
+/// Tunables of an endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpConfig {
+    /// Maximum segment size (payload bytes).
+    pub mss: u32,
+    /// Receive buffer: the largest window advertised.
+    pub rcv_buf: u32,
+    /// Initial congestion window in segments (RFC 6928).
+    pub initial_cwnd: u32,
+    /// Smallest retransmission timeout.
+    pub min_rto: Duration,
+    /// Delayed-ACK timer.
+    pub delayed_ack: Duration,
+    /// Initial sequence number.
+    pub iss: u32,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1448,
+            rcv_buf: 6 << 20,
+            initial_cwnd: 10,
+            min_rto: Duration::millis(200),
+            delayed_ack: Duration::millis(40),
+            iss: 1_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Closed,
+    SynSent,
+    SynReceived,
+    Established,
+}
+
+/// Counters an endpoint keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments sent, retransmissions included.
+    pub segments_sent: u64,
+    /// Segments retransmitted (fast retransmit and timeout).
+    pub retransmits: u64,
+    /// Retransmission timeouts.
+    pub timeouts: u64,
+    /// Payload bytes delivered in order to the application (receiver side).
+    pub delivered: u64,
+    /// Payload bytes acknowledged by the peer (sender side).
+    pub acked: u64,
+}
+
+/// One end of a TCP connection.
+#[derive(Debug)]
+pub struct TcpEndpoint {
+    cfg: TcpConfig,
+    phase: Phase,
+    active: bool,
+    my_wscale: u8,
+    peer_wscale: u8,
+    peer_mss: u32,
+    // Sender.
+    iss: u32,
+    snd_una: u32,
+    snd_nxt: u32,
+    snd_max: u32,
+    snd_wnd: u32,
+    cwnd: u32,
+    ssthresh: u32,
+    dupacks: u32,
+    recover: u32,
+    in_recovery: bool,
+    to_send: u64,
+    // Receiver.
+    rcv_nxt: u32,
+    ooo: BTreeMap<u32, u32>,
+    ooo_bytes: u32,
+    unacked_segments: u32,
+    delack_at: Option<Instant>,
+    ack_now: bool,
+    // Timers.
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    rto_at: Option<Instant>,
+    rtt_probe: Option<(u32, Instant)>,
+    out: VecDeque<Segment>,
+    stats: TcpStats,
+}
+
+/// Largest window field.
+const MAX_WIN_FIELD: u32 = 65535;
+
+impl TcpEndpoint {
+    /// A client that opens the connection at `now` and then sends `bytes` (`u64::MAX` for unlimited).
+    pub fn client(cfg: TcpConfig, now: Instant, bytes: u64) -> TcpEndpoint {
+        let mut e = TcpEndpoint::new(cfg, true, bytes);
+        e.phase = Phase::SynSent;
+        e.snd_nxt = e.iss.wrapping_add(1);
+        e.snd_max = e.snd_nxt;
+        e.queue_syn(now, false);
+        e
+    }
+
+    /// A server that waits for a SYN and only acknowledges.
+    pub fn server(cfg: TcpConfig) -> TcpEndpoint {
+        TcpEndpoint::new(cfg, false, 0)
+    }
+
+    fn new(cfg: TcpConfig, active: bool, bytes: u64) -> TcpEndpoint {
+        let mut my_wscale = 0;
+        while (cfg.rcv_buf >> my_wscale) > MAX_WIN_FIELD && my_wscale < 14 {
+            my_wscale += 1;
+        }
+        TcpEndpoint {
+            cfg,
+            phase: Phase::Closed,
+            active,
+            my_wscale,
+            peer_wscale: 0,
+            peer_mss: 536,
+            iss: cfg.iss,
+            snd_una: cfg.iss,
+            snd_nxt: cfg.iss,
+            snd_max: cfg.iss,
+            snd_wnd: 0,
+            cwnd: cfg.initial_cwnd * cfg.mss,
+            ssthresh: u32::MAX,
+            dupacks: 0,
+            recover: cfg.iss,
+            in_recovery: false,
+            to_send: bytes,
+            rcv_nxt: 0,
+            ooo: BTreeMap::new(),
+            ooo_bytes: 0,
+            unacked_segments: 0,
+            delack_at: None,
+            ack_now: false,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: Duration::secs(1),
+            rto_at: None,
+            rtt_probe: None,
+            out: VecDeque::new(),
+            stats: TcpStats::default(),
+        }
+    }
+
+    /// Whether the handshake has completed.
+    pub fn established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TcpStats {
+        self.stats
+    }
+
+    /// The congestion window in bytes.
+    pub fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn mss(&self) -> u32 {
+        self.cfg.mss.min(self.peer_mss)
+    }
+
+    /// The application reads in-order data at once and out-of-order data has room of its own, so the
+    /// window stays the buffer size: duplicate ACKs then carry an unchanged window, as RFC 5681 requires
+    /// for them to count.
+    fn rcv_window(&self) -> u32 {
+        self.cfg.rcv_buf
+    }
+
+    fn win_field(&self, syn: bool) -> u16 {
+        // RFC 7323 section 2.2: the window in a SYN is never scaled.
+        let shift = if syn { 0 } else { self.my_wscale };
+        (self.rcv_window() >> shift).min(MAX_WIN_FIELD) as u16
+    }
+
+    fn queue_syn(&mut self, now: Instant, ack: bool) {
+        let seg = Segment {
+            seq: self.iss,
+            ack: if ack { self.rcv_nxt } else { 0 },
+            flags: if ack {
+                flags::SYN | flags::ACK
+            } else {
+                flags::SYN
+            },
+            win: self.win_field(true),
+            len: 0,
+            mss: Some(self.cfg.mss.min(u32::from(u16::MAX)) as u16),
+            wscale: Some(self.my_wscale),
+        };
+        self.out.push_back(seg);
+        self.stats.segments_sent += 1;
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto);
+        }
+    }
+
+    fn queue_ack(&mut self) {
+        let seg = Segment {
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: flags::ACK,
+            win: self.win_field(false),
+            len: 0,
+            mss: None,
+            wscale: None,
+        };
+        self.out.push_back(seg);
+        self.stats.segments_sent += 1;
+        self.unacked_segments = 0;
+        self.delack_at = None;
+        self.ack_now = false;
+    }
+
+    fn queue_data(&mut self, now: Instant, seq_no: u32, len: u32, retransmit: bool) {
+        let seg = Segment {
+            seq: seq_no,
+            ack: self.rcv_nxt,
+            flags: flags::ACK | flags::PSH,
+            win: self.win_field(false),
+            len,
+            mss: None,
+            wscale: None,
+        };
+        self.out.push_back(seg);
+        self.stats.segments_sent += 1;
+        if retransmit {
+            self.stats.retransmits += 1;
+            // Karn's rule: no RTT sample across a retransmission.
+            self.rtt_probe = None;
+        } else if self.rtt_probe.is_none() {
+            self.rtt_probe = Some((seq_no.wrapping_add(len), now));
+        }
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto);
+        }
+        // Data carries the acknowledgement, so no separate ACK is owed.
+        self.unacked_segments = 0;
+        self.delack_at = None;
+        self.ack_now = false;
+    }
+
+    /// Handles a segment from the peer.
+    pub fn on_segment(&mut self, now: Instant, seg: &Segment) {
+        let syn = seg.flags & flags::SYN != 0;
+        let ack = seg.flags & flags::ACK != 0;
+        match self.phase {
+            Phase::Closed if !self.active && syn && !ack => {
+                self.rcv_nxt = seg.seq.wrapping_add(1);
+                self.peer_wscale = seg.wscale.map_or(0, |s| s.min(14));
+                if seg.wscale.is_none() {
+                    self.my_wscale = 0;
+                }
+                self.peer_mss = seg.mss.map_or(536, u32::from);
+                self.snd_wnd = u32::from(seg.win);
+                self.phase = Phase::SynReceived;
+                self.snd_nxt = self.iss.wrapping_add(1);
+                self.snd_max = self.snd_nxt;
+                self.queue_syn(now, true);
+                return;
+            }
+            Phase::Closed => return,
+            Phase::SynSent => {
+                if syn && ack && seg.ack == self.iss.wrapping_add(1) {
+                    self.rcv_nxt = seg.seq.wrapping_add(1);
+                    self.peer_wscale = seg.wscale.map_or(0, |s| s.min(14));
+                    if seg.wscale.is_none() {
+                        self.my_wscale = 0;
+                    }
+                    self.peer_mss = seg.mss.map_or(536, u32::from);
+                    self.snd_una = seg.ack;
+                    self.snd_wnd = u32::from(seg.win);
+                    self.phase = Phase::Established;
+                    self.rto_at = None;
+                    self.queue_ack();
+                    self.fill(now);
+                }
+                return;
+            }
+            Phase::SynReceived => {
+                if syn && !ack {
+                    // Our SYN-ACK was lost: send it again.
+                    self.out.retain(|s| s.flags & flags::SYN == 0);
+                    self.queue_syn(now, true);
+                    return;
+                }
+                if ack && seg.ack == self.iss.wrapping_add(1) {
+                    self.phase = Phase::Established;
+                    self.snd_una = seg.ack;
+                    self.rto_at = None;
+                } else {
+                    return;
+                }
+            }
+            Phase::Established => {
+                if syn {
+                    // A retransmitted SYN-ACK: our ACK was lost.
+                    self.ack_now = true;
+                    self.flush_ack();
+                    return;
+                }
+            }
+        }
+        if ack {
+            self.on_ack(now, seg);
+        }
+        if seg.len > 0 {
+            self.on_data(now, seg);
+        }
+        self.fill(now);
+        self.flush_ack();
+    }
+
+    fn on_ack(&mut self, now: Instant, seg: &Segment) {
+        let window = u32::from(seg.win) << self.peer_wscale;
+        if seq::gt(seg.ack, self.snd_una) && seq::leq(seg.ack, self.snd_max) {
+            let acked = seg.ack.wrapping_sub(self.snd_una);
+            self.snd_una = seg.ack;
+            if seq::lt(self.snd_nxt, self.snd_una) {
+                self.snd_nxt = self.snd_una;
+            }
+            self.stats.acked += u64::from(acked);
+            if let Some((end, sent)) = self.rtt_probe
+                && seq::geq(seg.ack, end)
+            {
+                self.rtt_sample(now.since(sent));
+                self.rtt_probe = None;
+            }
+            let mss = self.mss();
+            if self.in_recovery {
+                if seq::geq(seg.ack, self.recover) {
+                    self.in_recovery = false;
+                    self.cwnd = self.ssthresh;
+                } else {
+                    // RFC 6582: a partial ack retransmits the next hole and deflates the window.
+                    let len = mss.min(self.snd_max.wrapping_sub(self.snd_una));
+                    self.queue_data(now, self.snd_una, len, true);
+                    self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss);
+                }
+            } else if self.cwnd < self.ssthresh {
+                self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
+            } else {
+                let growth = (u64::from(mss) * u64::from(acked.min(mss))
+                    / u64::from(self.cwnd.max(1)))
+                .max(1);
+                self.cwnd = self.cwnd.saturating_add(growth as u32);
+            }
+            self.dupacks = 0;
+            self.rto_at = if self.snd_una == self.snd_max {
+                None
+            } else {
+                Some(now + self.rto)
+            };
+        } else if seg.ack == self.snd_una
+            && seg.len == 0
+            && self.snd_una != self.snd_max
+            && window == self.snd_wnd
+        {
+            self.dupacks += 1;
+            let mss = self.mss();
+            if self.dupacks == 3 && !self.in_recovery {
+                let flight = self.snd_max.wrapping_sub(self.snd_una);
+                self.ssthresh = (flight / 2).max(2 * mss);
+                self.cwnd = self.ssthresh + 3 * mss;
+                self.recover = self.snd_max;
+                self.in_recovery = true;
+                let len = mss.min(flight);
+                self.queue_data(now, self.snd_una, len, true);
+            } else if self.in_recovery {
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+        }
+        self.snd_wnd = window;
+    }
+
+    fn rtt_sample(&mut self, rtt: Duration) {
+        // RFC 6298 section 2.
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = Duration(rtt.0 / 2);
+            }
+            Some(srtt) => {
+                let delta = srtt.0.abs_diff(rtt.0);
+                self.rttvar = Duration((3 * self.rttvar.0 + delta) / 4);
+                self.srtt = Some(Duration((7 * srtt.0 + rtt.0) / 8));
+            }
+        }
+        let srtt = self.srtt.unwrap_or(rtt);
+        self.rto = Duration(srtt.0 + (4 * self.rttvar.0).max(1000)).max(self.cfg.min_rto);
+    }
+
+    fn on_data(&mut self, now: Instant, seg: &Segment) {
+        let end = seg.seq.wrapping_add(seg.len);
+        if seg.seq == self.rcv_nxt {
+            self.rcv_nxt = end;
+            self.stats.delivered += u64::from(seg.len);
+            let had_holes = !self.ooo.is_empty();
+            // Pull in what was waiting behind the hole.
+            while let Some((&start, &len)) = self.ooo.first_key_value() {
+                if seq::gt(start, self.rcv_nxt) {
+                    break;
+                }
+                self.ooo.pop_first();
+                self.ooo_bytes -= len;
+                let stored_end = start.wrapping_add(len);
+                if seq::gt(stored_end, self.rcv_nxt) {
+                    self.stats.delivered += u64::from(stored_end.wrapping_sub(self.rcv_nxt));
+                    self.rcv_nxt = stored_end;
+                }
+            }
+            self.unacked_segments += 1;
+            if had_holes || self.unacked_segments >= 2 {
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(now + self.cfg.delayed_ack);
+            }
+        } else if seq::gt(seg.seq, self.rcv_nxt) {
+            if seq::leq(end, self.rcv_nxt.wrapping_add(self.rcv_window()))
+                && !self.ooo.contains_key(&seg.seq)
+            {
+                self.ooo.insert(seg.seq, seg.len);
+                self.ooo_bytes += seg.len;
+            }
+            self.ack_now = true;
+        } else {
+            // Old data: our ACK was lost or the sender timed out early.
+            self.ack_now = true;
+        }
+    }
+
+    fn flush_ack(&mut self) {
+        if self.ack_now {
+            self.queue_ack();
+        }
+    }
+
+    /// Sends what the congestion and receive windows allow.
+    fn fill(&mut self, now: Instant) {
+        if self.phase != Phase::Established || self.to_send == 0 {
+            return;
+        }
+        let mss = self.mss();
+        loop {
+            let flight = self.snd_nxt.wrapping_sub(self.snd_una);
+            let window = self.cwnd.min(self.snd_wnd);
+            if flight >= window || window - flight < mss.min(window) {
+                break;
+            }
+            let retransmitting = seq::lt(self.snd_nxt, self.snd_max);
+            let len = if retransmitting {
+                mss.min(self.snd_max.wrapping_sub(self.snd_nxt))
+            } else {
+                let len = u64::from(mss).min(self.to_send) as u32;
+                if len == 0 {
+                    break;
+                }
+                self.to_send -= u64::from(len);
+                len
+            };
+            let at = self.snd_nxt;
+            self.snd_nxt = self.snd_nxt.wrapping_add(len);
+            if seq::gt(self.snd_nxt, self.snd_max) {
+                self.snd_max = self.snd_nxt;
+            }
+            self.queue_data(now, at, len, retransmitting);
+        }
+    }
+
+    /// The next segment to put on the wire, if any.
+    pub fn poll_transmit(&mut self) -> Option<Segment> {
+        self.out.pop_front()
+    }
+
+    /// When [`TcpEndpoint::on_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.rto_at, self.delack_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the timers that are due.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.queue_ack();
+        }
+        if self.rto_at.is_some_and(|t| t <= now) {
+            self.stats.timeouts += 1;
+            self.rto = Duration((self.rto.0 * 2).min(60_000_000));
+            self.rto_at = Some(now + self.rto);
+            match self.phase {
+                Phase::SynSent => self.queue_syn(now, false),
+                Phase::SynReceived => self.queue_syn(now, true),
+                Phase::Established if self.snd_una != self.snd_max => {
+                    // RFC 5681 section 3.1: after a timeout, one segment and slow start again.
+                    let mss = self.mss();
+                    let flight = self.snd_max.wrapping_sub(self.snd_una);
+                    self.ssthresh = (flight / 2).max(2 * mss);
+                    self.cwnd = mss;
+                    self.in_recovery = false;
+                    self.dupacks = 0;
+                    self.snd_nxt = self.snd_una;
+                    let len = mss.min(flight);
+                    self.snd_nxt = self.snd_una.wrapping_add(len);
+                    self.queue_data(now, self.snd_una, len, true);
+                }
+                _ => self.rto_at = None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    /// Two endpoints joined by a link of `bw_bps` and `delay` each way with a drop-tail queue of `queue`
+    /// bytes, dropping the segments for which `drop(n)` says so; returns (client, server) after `secs`.
+    fn run(
+        bw_bps: u64,
+        delay: Duration,
+        queue: u64,
+        secs: u64,
+        mut drop: impl FnMut(u64) -> bool,
+    ) -> (TcpEndpoint, TcpEndpoint) {
+        let cfg = TcpConfig::default();
+        let mut c = TcpEndpoint::client(cfg, Instant::ZERO, u64::MAX);
+        let mut s = TcpEndpoint::server(TcpConfig { iss: 7_000, ..cfg });
+        let mut events: BinaryHeap<Reverse<(u64, u64, bool, Segment)>> = BinaryHeap::new();
+        let mut busy = [0u64; 2];
+        let mut n = 0u64;
+        let mut now = Instant::ZERO;
+        let end = Instant(secs * 1_000_000);
+        while now < end {
+            for (to_server, e) in [(true, &mut c), (false, &mut s)] {
+                while let Some(seg) = e.poll_transmit() {
+                    n += 1;
+                    let dir = usize::from(!to_server);
+                    let wire = (u64::from(seg.len) + 54) * 8 * 1_000_000 / bw_bps;
+                    let start = busy[dir].max(now.0);
+                    if start - now.0 > queue * 8 * 1_000_000 / bw_bps || drop(n) {
+                        continue;
+                    }
+                    busy[dir] = start + wire;
+                    let at = busy[dir] + delay.0;
+                    events.push(Reverse((at, n, to_server, seg)));
+                }
+            }
+            let next_timer = [c.poll_timeout(), s.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let next_event = events.peek().map(|Reverse(e)| Instant(e.0));
+            let Some(next) = [next_timer, next_event].into_iter().flatten().min() else {
+                break;
+            };
+            now = next.max(now);
+            if next_event == Some(next) {
+                let Reverse((_, _, to_server, seg)) = events.pop().expect("peeked");
+                if to_server {
+                    s.on_segment(now, &seg)
+                } else {
+                    c.on_segment(now, &seg)
+                }
+            } else {
+                c.on_timeout(now);
+                s.on_timeout(now);
+            }
+        }
+        (c, s)
+    }
+
+    #[test]
+    fn a_clean_link_is_filled_by_slow_start_and_congestion_avoidance() {
+        // 100 Mbit/s, 1 ms each way: BDP 25 KB, 2 s of transfer.
+        let (c, s) = run(100_000_000, Duration::millis(1), 256 << 10, 2, |_| false);
+        let goodput = s.stats().delivered as f64 * 8.0 / 2.0;
+        assert!(
+            goodput > 0.85 * 100e6 * 1448.0 / 1502.0,
+            "goodput {goodput}"
+        );
+        // Slow start overshoots the queue once; fast recovery repairs it without a timeout.
+        assert_eq!(c.stats().timeouts, 0);
+        assert!(c.stats().acked <= s.stats().delivered);
+    }
+
+    #[test]
+    fn a_lost_segment_is_repaired_by_fast_retransmit_without_a_timeout() {
+        let (c, s) = run(100_000_000, Duration::millis(1), 1 << 20, 1, |n| n == 300);
+        assert!(c.stats().retransmits >= 1);
+        assert_eq!(c.stats().timeouts, 0);
+        assert!(s.stats().delivered > 5_000_000);
+    }
+
+    #[test]
+    fn heavy_loss_still_makes_progress_through_timeouts() {
+        let (c, s) = run(10_000_000, Duration::millis(5), 64 << 10, 5, |n| n % 7 == 0);
+        assert!(c.stats().timeouts + c.stats().retransmits > 0);
+        assert!(
+            s.stats().delivered > 50_000,
+            "delivered {}",
+            s.stats().delivered
+        );
+    }
+
+    #[test]
+    fn the_handshake_carries_options_and_survives_a_lost_syn() {
+        let (c, s) = run(10_000_000, Duration::millis(1), 64 << 10, 3, |n| n == 1);
+        assert!(c.established() && s.established());
+        assert_eq!(c.stats().timeouts, 1);
+        assert!(s.stats().delivered > 0);
+    }
+}
