@@ -2,4 +2,5 @@
 //! sync engine of two or three nodes, links with latency, bandwidth, queues and loss, and TCP endpoints,
 //! all in virtual time. No unsafe code and no real clock.
 
+pub mod net;
 pub mod tcp;

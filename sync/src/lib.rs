@@ -6,6 +6,7 @@
 pub mod event;
 pub mod identity;
 pub mod merge;
+pub mod policy;
 pub mod seq;
 pub mod state;
 pub mod time;
