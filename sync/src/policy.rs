@@ -82,8 +82,7 @@ pub fn time_to_send(
     let mut consider = |seconds: f64| {
         soonest = Some(soonest.map_or(seconds, |s: f64| s.min(seconds)));
     };
-    for side in 0..2 {
-        let lag = g.seqlo_lag[side];
+    for ((&lag, headroom), &rate) in g.seqlo_lag.iter().zip(g.seqhi_headroom).zip(rate.iter()) {
         if lag == u32::MAX {
             // Peers have never heard this side speak: tell them at once (the handshake, typically).
             consider(0.0);
@@ -91,19 +90,11 @@ pub fn time_to_send(
         }
         if lag > 0 {
             let left = limit - f64::from(lag);
-            consider(if left <= 0.0 {
-                0.0
-            } else {
-                seconds_at(left, rate[side])
-            });
+            consider(if left <= 0.0 { 0.0 } else { seconds_at(left, rate) });
         }
-        if let Some(headroom) = g.seqhi_headroom[side] {
+        if let Some(headroom) = headroom {
             let left = headroom as f64 - f64::from(budget.reserve);
-            consider(if left <= 0.0 {
-                0.0
-            } else {
-                seconds_at(left, rate[side])
-            });
+            consider(if left <= 0.0 { 0.0 } else { seconds_at(left, rate) });
         }
     }
     soonest.map(|s| {
