@@ -98,7 +98,7 @@ pub enum LocalEvent {
     /// The worker has read out every state for bulk request `request`.
     SnapshotDone {
         /// Which bulk request.
-        request: SnapshotRequest,
+        request: u32,
     },
     /// The worker released a held packet on its own (deferral backstop or cap reached).
     DeferralDropped {

@@ -3,10 +3,13 @@
 //! clocks or DPDK here: inputs are events, bytes and the current time; outputs are bytes and operations.
 #![forbid(unsafe_code)]
 
+pub mod engine;
 pub mod event;
 pub mod identity;
 pub mod merge;
+pub mod packetizer;
 pub mod policy;
 pub mod seq;
 pub mod state;
 pub mod time;
+pub mod wire;

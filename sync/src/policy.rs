@@ -90,11 +90,19 @@ pub fn time_to_send(
         }
         if lag > 0 {
             let left = limit - f64::from(lag);
-            consider(if left <= 0.0 { 0.0 } else { seconds_at(left, rate) });
+            consider(if left <= 0.0 {
+                0.0
+            } else {
+                seconds_at(left, rate)
+            });
         }
         if let Some(headroom) = headroom {
             let left = headroom as f64 - f64::from(budget.reserve);
-            consider(if left <= 0.0 { 0.0 } else { seconds_at(left, rate) });
+            consider(if left <= 0.0 {
+                0.0
+            } else {
+                seconds_at(left, rate)
+            });
         }
     }
     soonest.map(|s| {
@@ -157,10 +165,21 @@ pub enum PushPolicy {
 }
 
 impl PushPolicy {
-    /// Whether `peers` moved enough since `mark` (which counts packets in `updates`) to report.
+    /// Whether `peers` moved enough since `mark` (which counts packets in `updates`) to report at
+    /// `now_secs`. A state reported longer ago than `refresh_secs` is reported again, so that peers
+    /// restart its expiry timer even when nothing else changed (idle TCP, UDP).
     #[inline]
-    pub fn should_report(&self, mark: &crate::state::SyncMark, peers: &[TcpPeer; 2]) -> bool {
-        if mark.state[0] != peers[0].state || mark.state[1] != peers[1].state {
+    pub fn should_report(
+        &self,
+        mark: &crate::state::SyncMark,
+        peers: &[TcpPeer; 2],
+        now_secs: u32,
+        refresh_secs: u32,
+    ) -> bool {
+        if mark.state[0] != peers[0].state
+            || mark.state[1] != peers[1].state
+            || now_secs.wrapping_sub(mark.at_secs) >= refresh_secs
+        {
             return true;
         }
         match *self {
@@ -264,23 +283,27 @@ mod tests {
     #[test]
     fn the_dataplane_reports_progress_by_quantum_or_packet_count() {
         let peers = [peer(10_000, 80_000), peer(5000, 70_000)];
-        let mut mark = SyncMark::of(&peers);
+        let mut mark = SyncMark::of(&peers, 100);
         let progress = PushPolicy::Progress { quantum: 4096 };
         let mut moved = peers;
         moved[0].seqlo += 4000;
-        assert!(!progress.should_report(&mark, &moved));
+        assert!(!progress.should_report(&mark, &moved, 100, 60));
         moved[0].seqlo += 96;
-        assert!(progress.should_report(&mark, &moved));
+        assert!(progress.should_report(&mark, &moved, 100, 60));
         let mut closing = peers;
         closing[0].state = tcp_state::CLOSING;
-        assert!(progress.should_report(&mark, &closing));
+        assert!(progress.should_report(&mark, &closing, 100, 60));
+        assert!(
+            progress.should_report(&mark, &peers, 160, 60),
+            "an idle state is refreshed"
+        );
 
         let count = PushPolicy::Count { every: 128 };
         mark.updates = 1;
-        assert!(count.should_report(&mark, &peers));
+        assert!(count.should_report(&mark, &peers, 100, 60));
         mark.updates = 50;
-        assert!(!count.should_report(&mark, &peers));
+        assert!(!count.should_report(&mark, &peers, 100, 60));
         mark.updates = 128;
-        assert!(count.should_report(&mark, &peers));
+        assert!(count.should_report(&mark, &peers, 100, 60));
     }
 }

@@ -165,16 +165,20 @@ pub struct SyncMark {
     pub state: [u8; 2],
     /// Packets on the state since the last announcement (pfsync's `sync_updates`).
     pub updates: u16,
+    /// When it was last announced, in whole seconds (peers' expiry timers need refreshing even when
+    /// nothing else changes).
+    pub at_secs: u32,
 }
 
 impl SyncMark {
-    /// A mark recording `peers` as announced now.
-    pub fn of(peers: &[TcpPeer; 2]) -> SyncMark {
+    /// A mark recording `peers` as announced at `at_secs`.
+    pub fn of(peers: &[TcpPeer; 2], at_secs: u32) -> SyncMark {
         SyncMark {
             seqlo: [peers[0].seqlo, peers[1].seqlo],
             seqhi: [peers[0].seqhi, peers[1].seqhi],
             state: [peers[0].state, peers[1].state],
             updates: 0,
+            at_secs,
         }
     }
 }

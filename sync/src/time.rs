@@ -73,6 +73,13 @@ impl Add for Duration {
     }
 }
 
+impl std::ops::Mul<u32> for Duration {
+    type Output = Duration;
+    fn mul(self, k: u32) -> Duration {
+        Duration(self.0.saturating_mul(u64::from(k)))
+    }
+}
+
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {

@@ -1,0 +1,1149 @@
+//! The sans-IO sync engine: everything pfsync does, as a state machine that never touches a socket, a
+//! thread or a clock (quinn-proto's shape). The sync core thread feeds it local events from the workers
+//! ([`Engine::handle_event`]), packets from peers ([`Engine::handle_datagram`]) and the time
+//! ([`Engine::handle_timeout`]); it takes back packets to send ([`Engine::poll_transmit`]), operations for the
+//! workers ([`Engine::drain_ops`]) and when to call again ([`Engine::poll_timeout`]).
+//!
+//! What it does, and where it differs from pfsync:
+//! - One pending message per state, whatever the number of changes (OpenBSD's queues of references);
+//!   updates of many states share packets, each packet is exactly sized to the MTU.
+//! - When to send: `window-aware` sends a TCP state before a peer's copy lags far enough for pf's checks to
+//!   refuse a valid packet (see `policy`), otherwise at the flush deadline; `classic` is pfsync's
+//!   (after `maxupd` updates or 1 s, at once for states a peer touched in the last 2 s).
+//! - Deferral: the creating packet stays with its worker; the insert goes out at once asking for INS_ACK;
+//!   the packet is released when every live peer acknowledged, any update about the state arrives, or the
+//!   timeout expires. pfsync's 2009 redesign never sent the IACK and always waited for the timeout.
+//! - Merge: per field and forwards only (see `merge`), so a path change loses nothing.
+//! - Bulk update on start and when a silent peer returns, paced by a byte budget rather than pfsync's one
+//!   packet per 20 ms; update requests for unknown states, rate-limited.
+//! - Any number of peers, unicast or on the multicast group, each with its liveness.
+
+mod codec;
+mod message;
+pub mod peers;
+pub mod stats;
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use hashbrown::HashMap;
+
+pub use codec::Encapsulation;
+pub use message::{BulkStatus, Incoming, Outgoing};
+pub use peers::{Peer, PeerIndex, Peers};
+pub use stats::{EngineStats, Histogram};
+
+use crate::event::{
+    LocalEvent, PeerOp, ReleaseReason, SnapshotRequest, StateName, StateRecord, StateUpdate,
+};
+use crate::identity::CreatorId;
+use crate::merge;
+use crate::policy::{RateEstimate, WindowBudget, time_to_send};
+use crate::state::{TcpPeer, TimeoutClass, state_flags};
+use crate::time::{Duration, Instant};
+
+/// Which worker owns a peer's state: the same function the NIC's RSS (or the software dispatch) applies to
+/// its packets, so that the state lands where its packets will.
+pub trait ShardMap {
+    /// The worker owning `record`'s flow.
+    fn worker_of(&self, record: &StateRecord) -> usize;
+}
+
+impl<F: Fn(&StateRecord) -> usize> ShardMap for F {
+    fn worker_of(&self, record: &StateRecord) -> usize {
+        self(record)
+    }
+}
+
+/// When updates are sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Policy {
+    /// Before peers' copies lag past pf's tolerances, else at the flush deadline.
+    WindowAware {
+        /// Reserve and sync delay used by the rule.
+        budget: WindowBudget,
+    },
+    /// pfsync's: after `max_updates` updates of a TCP state, or `interval` after the first queued change,
+    /// and at once for states a peer touched within the last 2 s.
+    Classic {
+        /// pfsync's `maxupd`.
+        max_updates: u16,
+        /// pfsync's 1 s timer.
+        interval: Duration,
+    },
+}
+
+/// The engine's settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Our host id: the creator id of our states.
+    pub creator: CreatorId,
+    /// Workers (state shards).
+    pub workers: usize,
+    /// Largest sync packet, IP header included.
+    pub mtu: u16,
+    /// Raw IPv4 or UDP.
+    pub encapsulation: Encapsulation,
+    /// Send to the multicast group (and accept any sender on it as a peer) rather than to each peer.
+    pub multicast: bool,
+    /// Configured peers.
+    pub peers: Vec<(Ipv4Addr, Option<CreatorId>)>,
+    /// When updates are sent.
+    pub policy: Policy,
+    /// The longest an update waits.
+    pub flush_deadline: Duration,
+    /// Deferral timeout; `None` when deferral is off.
+    pub defer_timeout: Option<Duration>,
+    /// A peer silent this long is gone.
+    pub peer_dead: Duration,
+    /// Send something at least this often.
+    pub keepalive: Duration,
+    /// Bulk update send rate in bytes per second.
+    pub bulk_rate: u64,
+    /// How long a bulk request waits for an answer.
+    pub bulk_timeout: Duration,
+    /// How many times it is sent before giving up.
+    pub bulk_retries: u32,
+    /// The shortest interval between two update requests for the same state.
+    pub request_interval: Duration,
+}
+
+/// Where a packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The multicast group.
+    Group,
+    /// One peer.
+    Peer(Ipv4Addr),
+}
+
+/// A sync packet to send: the pfsync payload (header onwards) and its destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where.
+    pub destination: Destination,
+    /// pfsync header and sections.
+    pub payload: Vec<u8>,
+}
+
+/// The message a state has waiting (OpenBSD's `sync_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Queued {
+    Nothing,
+    UpdC,
+    Ins,
+}
+
+/// What the engine keeps per state.
+#[derive(Clone, Debug)]
+struct Entry {
+    worker: u16,
+    tcp: bool,
+    /// Everything we know: local changes merged with peers' updates.
+    now: [TcpPeer; 2],
+    /// What peers know: what we sent merged with what they sent us.
+    known: [TcpPeer; 2],
+    timeout: TimeoutClass,
+    rate: [RateEstimate; 2],
+    observed: Option<(Instant, [u32; 2])>,
+    queued: Queued,
+    /// Packets since the last send (classic).
+    updates: u16,
+    /// When a peer last sent us something about it (classic's immediate flush).
+    peer_input: Option<Instant>,
+    /// When the oldest unsent change happened.
+    changed_at: Option<Instant>,
+}
+
+/// A held creating packet, waiting for acknowledgements.
+#[derive(Clone, Copy, Debug)]
+struct Deferral {
+    worker: u16,
+    since: Instant,
+    deadline: Instant,
+    waiting: u64,
+}
+
+/// Answering a peer's bulk request.
+#[derive(Clone, Debug)]
+struct BulkOut {
+    request: u32,
+    to: Destination,
+    workers_done: u64,
+    /// Snapshots asked for and not yet received.
+    outstanding: u32,
+    queue: VecDeque<StateRecord>,
+    tokens: f64,
+    refilled: Instant,
+    states: u64,
+}
+
+/// Our own bulk update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BulkIn {
+    Requested { tries: u32, deadline: Instant },
+    Receiving { from: PeerIndex, deadline: Instant },
+    Done,
+}
+
+/// States sent per bulk read per worker.
+const BULK_READ: u32 = 64;
+
+/// The engine.
+pub struct Engine<M: ShardMap> {
+    cfg: EngineConfig,
+    shards: M,
+    states: HashMap<StateName, Entry>,
+    ins_records: HashMap<StateName, (StateRecord, bool)>,
+    q_iack: Vec<StateName>,
+    q_updc: Vec<StateName>,
+    q_delc: Vec<StateName>,
+    q_ins: Vec<StateName>,
+    q_upd: Vec<StateRecord>,
+    q_req: Vec<Option<StateName>>,
+    q_clr: Vec<CreatorId>,
+    q_bus: Vec<(Destination, BulkStatus)>,
+    flush_at: Option<Instant>,
+    flush_now: bool,
+    pending_bytes: usize,
+    deferrals: HashMap<StateName, Deferral>,
+    requested: HashMap<StateName, Instant>,
+    peers: Peers,
+    bulk_out: Option<BulkOut>,
+    bulk_requests: u32,
+    bulk_in: BulkIn,
+    encoder: codec::Encoder,
+    tx: VecDeque<Transmit>,
+    spare: Vec<Vec<u8>>,
+    ops: Vec<VecDeque<PeerOp>>,
+    last_sent: Instant,
+    stats: EngineStats,
+}
+
+impl<M: ShardMap> std::fmt::Debug for Engine<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("creator", &self.cfg.creator)
+            .field("states", &self.states.len())
+            .field("peers", &self.peers.len())
+            .field("in_sync", &self.in_sync())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The MTU cannot hold a full state message.
+    #[error("sync MTU {0} cannot hold one full state message")]
+    MtuTooSmall(u16),
+    /// More peers than the engine tracks.
+    #[error("at most {} sync peers are supported", peers::MAX_PEERS)]
+    TooManyPeers,
+}
+
+impl<M: ShardMap> Engine<M> {
+    /// An engine with `cfg`, routing peers' states to workers with `shards`. It starts out of sync; call
+    /// [`Engine::start`] to ask peers for their states.
+    pub fn new(cfg: EngineConfig, shards: M, now: Instant) -> Result<Engine<M>, EngineError> {
+        if cfg.peers.len() > peers::MAX_PEERS {
+            return Err(EngineError::TooManyPeers);
+        }
+        let encoder = codec::Encoder::new(cfg.mtu, cfg.encapsulation)
+            .ok_or(EngineError::MtuTooSmall(cfg.mtu))?;
+        let workers = cfg.workers.max(1);
+        Ok(Engine {
+            peers: Peers::new(&cfg.peers),
+            shards,
+            states: HashMap::new(),
+            ins_records: HashMap::new(),
+            q_iack: Vec::new(),
+            q_updc: Vec::new(),
+            q_delc: Vec::new(),
+            q_ins: Vec::new(),
+            q_upd: Vec::new(),
+            q_req: Vec::new(),
+            q_clr: Vec::new(),
+            q_bus: Vec::new(),
+            flush_at: None,
+            flush_now: false,
+            pending_bytes: 0,
+            deferrals: HashMap::new(),
+            requested: HashMap::new(),
+            bulk_out: None,
+            bulk_requests: 0,
+            bulk_in: BulkIn::Done,
+            encoder,
+            tx: VecDeque::new(),
+            spare: Vec::new(),
+            ops: (0..workers).map(|_| VecDeque::new()).collect(),
+            last_sent: now,
+            stats: EngineStats::default(),
+            cfg,
+        })
+    }
+
+    /// Asks peers for all their states (on start, or to force a resync); the node is out of sync until a
+    /// bulk update completes or every retry went unanswered.
+    pub fn start(&mut self, now: Instant) {
+        self.bulk_in = BulkIn::Requested {
+            tries: 1,
+            deadline: now + self.cfg.bulk_timeout,
+        };
+        self.q_req.push(None);
+        self.flush_now = true;
+    }
+
+    /// Whether this node holds its peers' states (no bulk update pending): failover may prefer it.
+    pub fn in_sync(&self) -> bool {
+        self.bulk_in == BulkIn::Done
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The peers.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// States the engine knows.
+    pub fn states(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Packets held by deferral now.
+    pub fn deferrals(&self) -> usize {
+        self.deferrals.len()
+    }
+
+    fn op(&mut self, worker: usize, op: PeerOp) {
+        let w = worker.min(self.ops.len() - 1);
+        self.ops[w].push_back(op);
+    }
+
+    /// Hands `worker`'s operations to `accept` in order, while it accepts them (a full queue refuses; the
+    /// rest wait for the next call, nothing is dropped).
+    pub fn drain_ops(&mut self, worker: usize, mut accept: impl FnMut(PeerOp) -> bool) -> usize {
+        let Some(queue) = self.ops.get_mut(worker) else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Some(op) = queue.front().copied() {
+            if !accept(op) {
+                break;
+            }
+            queue.pop_front();
+            n += 1;
+        }
+        n
+    }
+
+    /// Operations waiting for `worker`.
+    pub fn pending_ops(&self, worker: usize) -> usize {
+        self.ops.get(worker).map_or(0, VecDeque::len)
+    }
+
+    // ---------------------------------------------------------------- local events
+
+    /// Handles an event from `worker`.
+    pub fn handle_event(&mut self, now: Instant, worker: usize, event: LocalEvent) {
+        match event {
+            LocalEvent::Inserted {
+                record,
+                deferred,
+                at,
+            } => self.local_insert(now, worker, record, deferred, at),
+            LocalEvent::Updated { update, at } => self.local_update(now, update, at),
+            LocalEvent::Deleted { name } => self.local_delete(now, name),
+            LocalEvent::Snapshot { record, request } => self.snapshot(now, record, request),
+            LocalEvent::SnapshotDone { request } => self.snapshot_done(now, worker, request),
+            LocalEvent::DeferralDropped { name } => {
+                self.deferrals.remove(&name);
+            }
+        }
+    }
+
+    fn local_insert(
+        &mut self,
+        now: Instant,
+        worker: usize,
+        record: StateRecord,
+        deferred: bool,
+        at: Instant,
+    ) {
+        let name = record.name;
+        let tcp = record.proto == 6;
+        let entry = Entry {
+            worker: worker as u16,
+            tcp,
+            now: record.peers,
+            known: [TcpPeer::default(); 2],
+            timeout: record.timeout,
+            rate: [RateEstimate::default(); 2],
+            observed: Some((at, [record.peers[0].seqlo, record.peers[1].seqlo])),
+            queued: Queued::Ins,
+            updates: 0,
+            peer_input: None,
+            changed_at: Some(at),
+        };
+        if let Some(old) = self.states.insert(name, entry) {
+            // A name reused without a delete in between: forget what was queued for the old one.
+            if old.queued == Queued::Ins {
+                self.ins_records.remove(&name);
+            }
+        }
+        let ack = deferred && self.cfg.defer_timeout.is_some();
+        self.ins_records.insert(name, (record, ack));
+        self.q_ins.push(name);
+        self.pending_bytes += codec::STATE_LEN;
+        if ack {
+            self.stats.deferred += 1;
+            let waiting = self.peers.alive_mask();
+            if waiting == 0 {
+                self.stats.released_no_peers += 1;
+                self.op(
+                    worker,
+                    PeerOp::ReleaseDeferred {
+                        name,
+                        reason: ReleaseReason::NoPeers,
+                    },
+                );
+            } else {
+                let timeout = self.cfg.defer_timeout.unwrap_or(Duration::ZERO);
+                self.deferrals.insert(
+                    name,
+                    Deferral {
+                        worker: worker as u16,
+                        since: at,
+                        deadline: now + timeout,
+                        waiting,
+                    },
+                );
+            }
+            // The peer is waiting on this insert: no batching delay.
+            self.flush_now = true;
+        } else {
+            self.schedule_change(now, name, at);
+        }
+        self.check_full();
+    }
+
+    fn local_update(&mut self, now: Instant, update: StateUpdate, at: Instant) {
+        let name = update.name;
+        let Some(entry) = self.states.get_mut(&name) else {
+            self.stats.stray_events += 1;
+            return;
+        };
+        observe_rate(entry, &update.peers, at);
+        // Merge rather than replace: peers' updates the engine already merged may not have reached the
+        // worker yet, and every field only moves forwards anyway.
+        if entry.tcp {
+            merge::merge_tcp(&mut entry.now, &update.peers);
+        } else {
+            merge::merge_pseudo(&mut entry.now, &update.peers);
+        }
+        entry.timeout = update.timeout;
+        entry.updates = entry.updates.saturating_add(update.updates.max(1));
+        match entry.queued {
+            Queued::Ins => {
+                // The insert is not out yet: it will carry the newest data.
+                if let Some((record, _)) = self.ins_records.get_mut(&name) {
+                    record.peers = update.peers;
+                    record.timeout = update.timeout;
+                }
+            }
+            Queued::UpdC => {}
+            Queued::Nothing => {
+                entry.queued = Queued::UpdC;
+                self.q_updc.push(name);
+                self.pending_bytes += codec::UPD_C_LEN;
+            }
+        }
+        if entry.changed_at.is_none() {
+            entry.changed_at = Some(at);
+        }
+        self.schedule_change(now, name, at);
+        self.check_full();
+    }
+
+    fn local_delete(&mut self, _now: Instant, name: StateName) {
+        let Some(entry) = self.states.remove(&name) else {
+            self.stats.stray_events += 1;
+            return;
+        };
+        self.deferrals.remove(&name);
+        if entry.queued == Queued::Ins {
+            // pfsync: an insert still queued is simply dropped, "pretend it never happened".
+            self.ins_records.remove(&name);
+            return;
+        }
+        self.q_delc.push(name);
+        self.pending_bytes += codec::SMALL_LEN;
+        // Deletes are not urgent: they ride with the next packet, or the flush deadline.
+        let deadline = _now + self.cfg.flush_deadline;
+        self.flush_at = Some(self.flush_at.map_or(deadline, |t| t.min(deadline)));
+        self.check_full();
+    }
+
+    /// Decides when a changed state must go out, per the policy.
+    fn schedule_change(&mut self, now: Instant, name: StateName, at: Instant) {
+        let Some(entry) = self.states.get(&name) else {
+            return;
+        };
+        let deadline = match self.cfg.policy {
+            Policy::Classic {
+                max_updates,
+                interval,
+            } => {
+                let touched_by_peer = entry
+                    .peer_input
+                    .is_some_and(|t| now.since(t) < Duration::secs(2));
+                if (entry.tcp && entry.updates >= max_updates) || touched_by_peer {
+                    now
+                } else {
+                    entry.changed_at.unwrap_or(at) + interval
+                }
+            }
+            Policy::WindowAware { budget } => {
+                let latest = entry.changed_at.unwrap_or(at) + self.cfg.flush_deadline;
+                if entry.tcp {
+                    let rate = [entry.rate[0].get(), entry.rate[1].get()];
+                    match time_to_send(&entry.known, &entry.now, rate, &budget) {
+                        Some(wait) => latest.min(now + wait),
+                        None => latest,
+                    }
+                } else {
+                    latest
+                }
+            }
+        };
+        if deadline <= now {
+            self.flush_now = true;
+        } else {
+            self.flush_at = Some(self.flush_at.map_or(deadline, |t| t.min(deadline)));
+        }
+    }
+
+    fn check_full(&mut self) {
+        if self.pending_bytes >= self.encoder.capacity() {
+            self.flush_now = true;
+        }
+    }
+
+    fn snapshot(&mut self, now: Instant, record: StateRecord, request: SnapshotRequest) {
+        match request {
+            SnapshotRequest::One => {
+                self.q_upd.push(record);
+                self.pending_bytes += codec::STATE_LEN;
+                self.flush_now = true;
+            }
+            SnapshotRequest::Bulk(n) => match &mut self.bulk_out {
+                Some(bulk) if bulk.request == n => {
+                    bulk.outstanding = bulk.outstanding.saturating_sub(1);
+                    bulk.queue.push_back(record);
+                    self.pump_bulk(now);
+                }
+                _ => self.stats.stray_events += 1,
+            },
+        }
+    }
+
+    fn snapshot_done(&mut self, now: Instant, worker: usize, request: u32) {
+        if let Some(bulk) = &mut self.bulk_out
+            && bulk.request == request
+        {
+            bulk.workers_done |= 1 << worker;
+            bulk.outstanding = 0;
+            self.pump_bulk(now);
+        }
+    }
+
+    // ---------------------------------------------------------------- peers' packets
+
+    /// Handles a sync packet's payload (pfsync header onwards) from `from`. The caller has checked the IP
+    /// header (protocol, TTL 255, ingress port) and authentication.
+    pub fn handle_datagram(&mut self, now: Instant, from: Ipv4Addr, payload: &[u8]) {
+        let Some((peer, revived)) = self
+            .peers
+            .heard(from, now, payload.len(), self.cfg.multicast)
+        else {
+            self.stats.drop_not_a_peer += 1;
+            return;
+        };
+        let mut messages = Vec::new();
+        let mut bad_values = 0;
+        let result = codec::decode(payload, |m| match m {
+            Ok(message) => messages.push(message),
+            Err(()) => bad_values += 1,
+        });
+        if result.is_err() {
+            self.stats.drop_malformed += 1;
+        }
+        self.stats.drop_bad_value += bad_values;
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += payload.len() as u64;
+        if revived && self.peer_was_known(peer) {
+            // A peer we had lost is back: ask it for everything it holds, since both sides missed updates.
+            self.q_req.push(None);
+            self.flush_now = true;
+        }
+        for message in messages {
+            self.incoming(now, peer, message);
+        }
+    }
+
+    fn peer_was_known(&self, peer: PeerIndex) -> bool {
+        // A peer heard before this packet (packets_in counts it already) that had been declared dead.
+        self.peers.get(peer).packets_in > 1
+    }
+
+    fn incoming(&mut self, now: Instant, peer: PeerIndex, message: Incoming) {
+        let (action, size) = codec::action_and_size(&message);
+        self.stats.received[action].messages += 1;
+        self.stats.received[action].bytes += size as u64;
+        match message {
+            Incoming::Clr(creator) => {
+                self.states.retain(|name, _| name.creator != creator);
+                self.deferrals.retain(|name, _| name.creator != creator);
+                for w in 0..self.ops.len() {
+                    self.op(w, PeerOp::Clear { creator });
+                }
+            }
+            Incoming::InsAck(name) => self.acknowledged(now, peer, name),
+            Incoming::UpdC(update) => self.peer_update(now, update),
+            Incoming::UpdReq(None) => self.bulk_requested(now, peer),
+            Incoming::UpdReq(Some(name)) => match self.states.get(&name) {
+                Some(entry) => {
+                    let worker = usize::from(entry.worker);
+                    self.op(worker, PeerOp::ReadOne { name });
+                }
+                None => self.stats.unknown_state += 1,
+            },
+            Incoming::Del(name) => match self.states.remove(&name) {
+                Some(entry) => {
+                    if entry.queued == Queued::Ins {
+                        self.ins_records.remove(&name);
+                    }
+                    self.deferrals.remove(&name);
+                    self.op(usize::from(entry.worker), PeerOp::Delete { name });
+                }
+                None => self.stats.unknown_state += 1,
+            },
+            Incoming::Ins { record, ack } => {
+                self.peer_record(now, record);
+                if ack {
+                    self.q_iack.push(record.name);
+                    self.pending_bytes += codec::SMALL_LEN;
+                    self.flush_now = true;
+                }
+            }
+            Incoming::Upd(record) => self.peer_record(now, record),
+            Incoming::Bus(creator, status) => {
+                self.peers.learn_host_id(peer, creator);
+                if creator == self.cfg.creator {
+                    self.stats.creator_conflicts += 1;
+                }
+                self.bulk_status(now, peer, status);
+            }
+        }
+    }
+
+    fn acknowledged(&mut self, now: Instant, peer: PeerIndex, name: StateName) {
+        let Some(d) = self.deferrals.get_mut(&name) else {
+            return;
+        };
+        d.waiting &= !(1u64 << peer);
+        if d.waiting == 0 {
+            let d = *d;
+            self.deferrals.remove(&name);
+            self.stats.released_by_iack += 1;
+            self.stats.iack_latency.record(now.since(d.since));
+            self.op(
+                usize::from(d.worker),
+                PeerOp::ReleaseDeferred {
+                    name,
+                    reason: ReleaseReason::Acknowledged,
+                },
+            );
+        }
+    }
+
+    fn release_on_update(&mut self, name: StateName) {
+        if let Some(d) = self.deferrals.remove(&name) {
+            self.stats.released_by_update += 1;
+            self.op(
+                usize::from(d.worker),
+                PeerOp::ReleaseDeferred {
+                    name,
+                    reason: ReleaseReason::UpdateReceived,
+                },
+            );
+        }
+    }
+
+    fn peer_update(&mut self, now: Instant, update: StateUpdate) {
+        let name = update.name;
+        let Some(entry) = self.states.get_mut(&name) else {
+            self.stats.unknown_state += 1;
+            self.request(now, name);
+            return;
+        };
+        let outcome = if entry.tcp {
+            merge::merge_tcp(&mut entry.known, &update.peers);
+            let outcome = merge::merge_tcp(&mut entry.now, &update.peers);
+            observe_rate(entry, &entry.now.clone(), now);
+            outcome
+        } else {
+            merge::merge_pseudo(&mut entry.known, &update.peers);
+            merge::merge_pseudo(&mut entry.now, &update.peers)
+        };
+        entry.peer_input = Some(now);
+        let worker = usize::from(entry.worker);
+        if outcome.peer_is_behind {
+            // The peer lacks part of what we know: send it our copy, as OpenBSD does. The policy decides
+            // how soon; a change already queued carries it anyway.
+            self.stats.stale += 1;
+            if entry.changed_at.is_none() {
+                entry.changed_at = Some(now);
+            }
+            if entry.queued == Queued::Nothing {
+                entry.queued = Queued::UpdC;
+                self.q_updc.push(name);
+                self.pending_bytes += codec::UPD_C_LEN;
+            }
+            self.schedule_change(now, name, now);
+        }
+        self.release_on_update(name);
+        self.op(worker, PeerOp::Update { update });
+    }
+
+    fn peer_record(&mut self, now: Instant, record: StateRecord) {
+        let name = record.name;
+        if self.states.contains_key(&name) {
+            // We have it (an insert that crossed ours, or a bulk copy of a state we hold): merge as an update.
+            self.peer_update(
+                now,
+                StateUpdate {
+                    name,
+                    peers: record.peers,
+                    timeout: record.timeout,
+                    updates: 0,
+                },
+            );
+            return;
+        }
+        let worker = self.shards.worker_of(&record).min(self.ops.len() - 1);
+        self.states.insert(
+            name,
+            Entry {
+                worker: worker as u16,
+                tcp: record.proto == 6,
+                now: record.peers,
+                known: record.peers,
+                timeout: record.timeout,
+                rate: [RateEstimate::default(); 2],
+                observed: Some((now, [record.peers[0].seqlo, record.peers[1].seqlo])),
+                queued: Queued::Nothing,
+                updates: 0,
+                peer_input: Some(now),
+                changed_at: None,
+            },
+        );
+        self.requested.remove(&name);
+        let mut record = record;
+        record.flags &= !state_flags::ACK;
+        self.op(worker, PeerOp::Insert { record });
+    }
+
+    fn request(&mut self, now: Instant, name: StateName) {
+        if let Some(at) = self.requested.get(&name)
+            && now.since(*at) < self.cfg.request_interval
+        {
+            self.stats.requests_suppressed += 1;
+            return;
+        }
+        // Bound the memory of the rate limit: forget requests older than the interval.
+        if self.requested.len() > 65_536 {
+            let interval = self.cfg.request_interval;
+            self.requested.retain(|_, at| now.since(*at) < interval);
+        }
+        self.requested.insert(name, now);
+        self.q_req.push(Some(name));
+        self.pending_bytes += codec::SMALL_LEN;
+        self.stats.requests_sent += 1;
+        self.flush_now = true;
+    }
+
+    // ---------------------------------------------------------------- bulk updates
+
+    fn bulk_requested(&mut self, now: Instant, peer: PeerIndex) {
+        if self.bulk_out.is_some() {
+            // One bulk at a time; the one running covers this peer too on the group, and a unicast peer
+            // will retry when it times out.
+            return;
+        }
+        self.bulk_requests += 1;
+        let to = if self.cfg.multicast {
+            Destination::Group
+        } else {
+            Destination::Peer(self.peers.get(peer).address)
+        };
+        self.stats.bulks_sent += 1;
+        self.q_bus.push((to, BulkStatus::Start));
+        self.flush_now = true;
+        self.bulk_out = Some(BulkOut {
+            request: self.bulk_requests,
+            to,
+            workers_done: 0,
+            outstanding: 0,
+            queue: VecDeque::new(),
+            tokens: 0.0,
+            refilled: now,
+            states: 0,
+        });
+        self.pump_bulk(now);
+    }
+
+    /// Sends what the byte budget allows of the bulk update and asks workers for more states.
+    fn pump_bulk(&mut self, now: Instant) {
+        let Some(mut bulk) = self.bulk_out.take() else {
+            return;
+        };
+        let all = all_workers(self.ops.len());
+        let per_packet = self.encoder.states_per_packet().max(1);
+        // Token bucket in bytes: refilled at the bulk rate, at most a few packets of burst.
+        let burst = (4 * self.encoder.capacity()) as f64;
+        bulk.tokens = (bulk.tokens
+            + self.cfg.bulk_rate as f64 * now.since(bulk.refilled).as_micros() as f64 / 1e6)
+            .min(burst);
+        bulk.refilled = now;
+        while !bulk.queue.is_empty() && bulk.tokens >= 0.0 {
+            // Wait for a full packet's worth unless every worker is done.
+            if bulk.queue.len() < per_packet && bulk.workers_done != all {
+                break;
+            }
+            let take = per_packet.min(bulk.queue.len());
+            let mut bytes = 0;
+            for record in bulk.queue.drain(..take).collect::<Vec<_>>() {
+                bytes += self.encode_to(bulk.to, &Outgoing::Upd(record));
+            }
+            bytes += self.finish_to(bulk.to);
+            bulk.states += take as u64;
+            self.stats.bulk_states_sent += take as u64;
+            bulk.tokens -= bytes as f64;
+        }
+        if bulk.workers_done != all && bulk.outstanding == 0 && bulk.queue.len() < 4 * per_packet {
+            for w in 0..self.ops.len() {
+                if bulk.workers_done & (1 << w) == 0 {
+                    self.ops[w].push_back(PeerOp::ReadBulk {
+                        request: bulk.request,
+                        budget: BULK_READ,
+                    });
+                    bulk.outstanding += BULK_READ;
+                }
+            }
+        }
+        if bulk.workers_done == all && bulk.queue.is_empty() {
+            self.q_bus.push((bulk.to, BulkStatus::End));
+            self.flush_now = true;
+        } else {
+            self.bulk_out = Some(bulk);
+        }
+    }
+
+    fn bulk_status(&mut self, now: Instant, peer: PeerIndex, status: BulkStatus) {
+        match (self.bulk_in, status) {
+            (BulkIn::Requested { .. } | BulkIn::Receiving { .. }, BulkStatus::Start) => {
+                self.bulk_in = BulkIn::Receiving {
+                    from: peer,
+                    deadline: now + self.cfg.bulk_timeout * 4,
+                };
+            }
+            (BulkIn::Requested { .. } | BulkIn::Receiving { .. }, BulkStatus::End) => {
+                self.bulk_in = BulkIn::Done;
+                self.stats.bulks_received += 1;
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// When [`Engine::handle_timeout`] must next be called (flushes, deferral timeouts, bulk pacing and
+    /// retries, keepalives, peer deaths).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.flush_at;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if self.flush_now {
+            consider(Some(Instant::ZERO));
+        }
+        consider(self.deferrals.values().map(|d| d.deadline).min());
+        consider(match self.bulk_in {
+            BulkIn::Requested { deadline, .. } | BulkIn::Receiving { deadline, .. } => {
+                Some(deadline)
+            }
+            BulkIn::Done => None,
+        });
+        if let Some(bulk) = &self.bulk_out
+            && !bulk.queue.is_empty()
+        {
+            let need = -bulk.tokens.min(0.0);
+            let wait = (need / self.cfg.bulk_rate.max(1) as f64 * 1e6) as u64;
+            consider(Some(bulk.refilled + Duration(wait.max(1))));
+        }
+        consider(Some(self.last_sent + self.cfg.keepalive));
+        consider(self.peers.next_death(self.cfg.peer_dead));
+        next
+    }
+
+    /// Runs whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Peers that went silent are no longer waited for.
+        let change = self.peers.expire(now, self.cfg.peer_dead);
+        if !change.died.is_empty() {
+            let mask = change.died.iter().fold(0u64, |m, i| m | 1 << i);
+            let names: Vec<StateName> = self.deferrals.keys().copied().collect();
+            for name in names {
+                if let Some(d) = self.deferrals.get_mut(&name) {
+                    d.waiting &= !mask;
+                    if d.waiting == 0 {
+                        let worker = usize::from(d.worker);
+                        self.deferrals.remove(&name);
+                        self.stats.released_no_peers += 1;
+                        self.op(
+                            worker,
+                            PeerOp::ReleaseDeferred {
+                                name,
+                                reason: ReleaseReason::NoPeers,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        // Deferral timeouts.
+        let expired: Vec<(StateName, Deferral)> = self
+            .deferrals
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(n, d)| (*n, *d))
+            .collect();
+        for (name, d) in expired {
+            self.deferrals.remove(&name);
+            self.stats.released_by_timeout += 1;
+            self.op(
+                usize::from(d.worker),
+                PeerOp::ReleaseDeferred {
+                    name,
+                    reason: ReleaseReason::Timeout,
+                },
+            );
+        }
+        // Our bulk request.
+        match self.bulk_in {
+            BulkIn::Requested { tries, deadline } if deadline <= now => {
+                if tries < self.cfg.bulk_retries.max(1) {
+                    self.bulk_in = BulkIn::Requested {
+                        tries: tries + 1,
+                        deadline: now + self.cfg.bulk_timeout,
+                    };
+                    self.q_req.push(None);
+                    self.flush_now = true;
+                } else {
+                    // pfsync gives up and declares itself in sync: alone, there is nothing to wait for.
+                    self.bulk_in = BulkIn::Done;
+                    self.stats.bulk_failures += 1;
+                }
+            }
+            BulkIn::Receiving { deadline, .. } if deadline <= now => {
+                self.bulk_in = BulkIn::Requested {
+                    tries: 1,
+                    deadline: now + self.cfg.bulk_timeout,
+                };
+                self.q_req.push(None);
+                self.flush_now = true;
+            }
+            _ => {}
+        }
+        self.pump_bulk(now);
+        if self.flush_now || self.flush_at.is_some_and(|t| t <= now) {
+            self.flush(now);
+        }
+        if now.since(self.last_sent) >= self.cfg.keepalive && self.tx.is_empty() {
+            // An empty pfsync packet (a header with no sections) tells peers we are alive; pfsync accepts it.
+            let payload = self.encoder.empty_packet();
+            self.emit(Destination::Group, payload);
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// Writes everything queued into packets, in OpenBSD's section order.
+    fn flush(&mut self, now: Instant) {
+        self.flush_now = false;
+        self.flush_at = None;
+        self.pending_bytes = 0;
+        let dest = Destination::Group;
+        for name in std::mem::take(&mut self.q_iack) {
+            self.encode_to(dest, &Outgoing::InsAck(name));
+        }
+        for name in std::mem::take(&mut self.q_updc) {
+            let Some(entry) = self.states.get_mut(&name) else {
+                continue;
+            };
+            if entry.queued != Queued::UpdC {
+                continue;
+            }
+            entry.queued = Queued::Nothing;
+            let update = StateUpdate {
+                name,
+                peers: entry.now,
+                timeout: entry.timeout,
+                updates: 0,
+            };
+            sent_now(entry, now, &mut self.stats);
+            self.encode_to(dest, &Outgoing::UpdC(update));
+        }
+        for name in std::mem::take(&mut self.q_delc) {
+            self.encode_to(dest, &Outgoing::DelC(name));
+        }
+        for name in std::mem::take(&mut self.q_ins) {
+            let Some((record, ack)) = self.ins_records.remove(&name) else {
+                continue;
+            };
+            if let Some(entry) = self.states.get_mut(&name) {
+                entry.queued = Queued::Nothing;
+                sent_now(entry, now, &mut self.stats);
+            }
+            self.encode_to(dest, &Outgoing::Ins { record, ack });
+        }
+        for record in std::mem::take(&mut self.q_upd) {
+            if let Some(entry) = self.states.get_mut(&record.name) {
+                if entry.tcp {
+                    merge::merge_tcp(&mut entry.known, &record.peers);
+                } else {
+                    merge::merge_pseudo(&mut entry.known, &record.peers);
+                }
+            }
+            self.encode_to(dest, &Outgoing::Upd(record));
+        }
+        for creator in std::mem::take(&mut self.q_clr) {
+            self.encode_to(dest, &Outgoing::Clr(creator));
+        }
+        self.finish_to(dest);
+        // Update requests and bulk status go in packets of their own, as OpenBSD sends them.
+        for request in std::mem::take(&mut self.q_req) {
+            self.encode_to(dest, &Outgoing::UpdReq(request));
+        }
+        self.finish_to(dest);
+        for (to, status) in std::mem::take(&mut self.q_bus) {
+            self.encode_to(to, &Outgoing::Bus(self.cfg.creator, status));
+            self.finish_to(to);
+        }
+    }
+
+    /// Encodes one message towards `to`; packets that fill up go to the transmit queue. Returns the bytes
+    /// of any packet completed.
+    fn encode_to(&mut self, to: Destination, message: &Outgoing) -> usize {
+        let (action, size) = codec::outgoing_action_and_size(message);
+        self.stats.sent[action].messages += 1;
+        self.stats.sent[action].bytes += size as u64;
+        let mut done = Vec::new();
+        self.encoder
+            .push(message, &mut |payload: &[u8]| done.push(payload.to_vec()));
+        let bytes = done.iter().map(Vec::len).sum();
+        for payload in done {
+            self.emit(to, payload);
+        }
+        bytes
+    }
+
+    fn finish_to(&mut self, to: Destination) -> usize {
+        let mut done = Vec::new();
+        self.encoder
+            .flush(&mut |payload: &[u8]| done.push(payload.to_vec()));
+        let bytes = done.iter().map(Vec::len).sum();
+        for payload in done {
+            self.emit(to, payload);
+        }
+        bytes
+    }
+
+    fn emit(&mut self, to: Destination, payload: Vec<u8>) {
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        match (to, self.cfg.multicast) {
+            (Destination::Group, false) => {
+                // Unicast: one copy per configured peer.
+                let addresses: Vec<Ipv4Addr> = self.peers.iter().map(|(_, p)| p.address).collect();
+                for address in addresses {
+                    self.tx.push_back(Transmit {
+                        destination: Destination::Peer(address),
+                        payload: payload.clone(),
+                    });
+                }
+            }
+            _ => self.tx.push_back(Transmit {
+                destination: to,
+                payload,
+            }),
+        }
+    }
+
+    /// The next packet to send, if any. `now` marks when it leaves (for keepalives).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let t = self.tx.pop_front()?;
+        self.last_sent = now;
+        Some(t)
+    }
+
+    /// Gives a payload buffer back for reuse.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.spare.len() < 64 {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+}
+
+fn all_workers(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// Records what an entry's send tells peers, and the lag it had.
+fn sent_now(entry: &mut Entry, now: Instant, stats: &mut EngineStats) {
+    if entry.tcp {
+        merge::merge_tcp(&mut entry.known, &entry.now);
+    } else {
+        merge::merge_pseudo(&mut entry.known, &entry.now);
+    }
+    entry.updates = 0;
+    if let Some(at) = entry.changed_at.take() {
+        stats.sync_lag.record(now.since(at));
+    }
+}
+
+/// Folds a new view of the peers into the entry's rate estimates.
+fn observe_rate(entry: &mut Entry, peers: &[TcpPeer; 2], at: Instant) {
+    if let Some((then, seqlo)) = entry.observed {
+        let elapsed = at.since(then);
+        if elapsed.as_micros() > 0 {
+            for side in 0..2 {
+                let moved = peers[side].seqlo.wrapping_sub(seqlo[side]);
+                if crate::seq::gt(peers[side].seqlo, seqlo[side]) {
+                    entry.rate[side].observe(moved, elapsed);
+                }
+            }
+            entry.observed = Some((at, [peers[0].seqlo, peers[1].seqlo]));
+        }
+    } else {
+        entry.observed = Some((at, [peers[0].seqlo, peers[1].seqlo]));
+    }
+}
