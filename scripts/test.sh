@@ -22,4 +22,7 @@ cargo build --workspace --all-targets --locked
 step "tests: unit, property, golden vectors, mutation, integration and DPDK virtual devices"
 cargo test --workspace --locked
 
+step "heavy tests in release mode: bulk update at scale, simulations (ignored in debug builds)"
+cargo test --release --workspace --locked -- --ignored
+
 step "all test layers passed"

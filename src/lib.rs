@@ -6,3 +6,4 @@
 pub mod dpdk;
 pub mod runtime;
 pub mod sim;
+pub mod traffic;

@@ -7,9 +7,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use tandem_control::admin::{Format, Request, Topic};
 
 use tandem::runtime::{self, RunOptions};
+use tandem::traffic::{self, TrafficSpec};
 
 /// Tandem: a kernel-bypass stateful firewall whose cluster members share connection state with pfsync.
 #[derive(Debug, Parser)]
@@ -19,13 +21,31 @@ struct Cli {
     command: Command,
 }
 
+/// What `tandem show` can print.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ShowTopic {
+    /// The state table, like `pfctl -ss`.
+    States,
+    /// Sync engine counters, lag and deferrals.
+    Sync,
+    /// Sync peers and their liveness.
+    Peers,
+    /// Ports and their counters.
+    Ports,
+    /// Rules and their counters.
+    Rules,
+    /// Per-worker packet counters and drops by reason.
+    Counters,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the appliance described by a profile and run until SIGINT or SIGTERM.
     ///
-    /// Starts DPDK with the profile's EAL arguments and ports, runs one pinned worker per worker core,
-    /// and on the first signal stops polling, drains, and stops and closes every port (a second signal
-    /// exits at once). Prints the counters on exit.
+    /// Starts DPDK with the profile's EAL arguments and ports, one pinned worker per worker core, the sync
+    /// core when sync is configured and the control thread (admin socket, metrics). On the first signal it
+    /// stops polling, drains, and stops and closes every port (a second signal exits at once), then prints
+    /// the counters.
     Run {
         /// The YAML profile.
         #[arg(short, long)]
@@ -40,6 +60,43 @@ enum Command {
         #[arg(short, long)]
         profile: PathBuf,
     },
+    /// Ask a running appliance, through its admin socket, for its states, sync status, peers, ports,
+    /// rules or counters.
+    Show {
+        /// What to show.
+        topic: ShowTopic,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The appliance's profile (its admin socket is found there).
+        #[arg(short, long, conflicts_with = "socket")]
+        profile: Option<PathBuf>,
+        /// The admin socket itself.
+        #[arg(short, long)]
+        socket: Option<PathBuf>,
+    },
+    /// Write a pcap of synthetic TCP connections (handshake, data, acknowledgements) for replay through
+    /// net_pcap; each connection's data per pass stays within one window, so the capture can loop.
+    Generate {
+        /// The pcap to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Connections.
+        #[arg(long, default_value_t = 64)]
+        flows: u32,
+        /// Data segments per connection.
+        #[arg(long, default_value_t = 32)]
+        segments: u32,
+        /// Payload bytes per data segment.
+        #[arg(long, default_value_t = 1448)]
+        payload: usize,
+        /// End each connection with FIN and ACK.
+        #[arg(long)]
+        close: bool,
+        /// Make every Nth connection come from the server network (for rules to block).
+        #[arg(long, value_name = "N")]
+        blocked_every: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +107,41 @@ fn main() -> ExitCode {
             profile,
             stats_interval_ms,
         } => run(&profile, stats_interval_ms),
+        Command::Show {
+            topic,
+            json,
+            profile,
+            socket,
+        } => show(topic, json, profile, socket),
+        Command::Generate {
+            out,
+            flows,
+            segments,
+            payload,
+            close,
+            blocked_every,
+        } => {
+            let spec = TrafficSpec {
+                flows,
+                segments,
+                payload,
+                close,
+                blocked_every,
+                ..TrafficSpec::default()
+            };
+            let frames = traffic::frames(&spec);
+            traffic::write_pcap(&out, &frames)
+                .with_context(|| format!("writing {}", out.display()))
+                .map(|()| {
+                    println!(
+                        "{}: {} frames, {} connections",
+                        out.display(),
+                        frames.len(),
+                        flows
+                    );
+                    ExitCode::SUCCESS
+                })
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -85,6 +177,41 @@ fn check(path: &Path) -> Result<ExitCode> {
     }
 }
 
+fn show(
+    topic: ShowTopic,
+    json: bool,
+    profile: Option<PathBuf>,
+    socket: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let socket = match (socket, profile) {
+        (Some(socket), _) => socket,
+        (None, Some(profile)) => match tandem_config::load(&profile) {
+            Ok(p) => p.control.admin_socket,
+            Err(error) => {
+                eprint!("{}", error.report());
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        (None, None) => anyhow::bail!("give --profile or --socket"),
+    };
+    let topic = match topic {
+        ShowTopic::States => Topic::States,
+        ShowTopic::Sync => Topic::Sync,
+        ShowTopic::Peers => Topic::Peers,
+        ShowTopic::Ports => Topic::Ports,
+        ShowTopic::Rules => Topic::Rules,
+        ShowTopic::Counters => Topic::Counters,
+    };
+    let request = Request {
+        topic,
+        format: if json { Format::Json } else { Format::Text },
+    };
+    let answer = tandem_control::server::request(&socket, &request)
+        .with_context(|| format!("asking {} (is tandem running?)", socket.display()))?;
+    print!("{answer}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(path: &Path, stats_interval_ms: Option<u64>) -> Result<ExitCode> {
     let profile = match tandem_config::load(path) {
         Ok(profile) => profile,
@@ -114,9 +241,13 @@ fn run(path: &Path, stats_interval_ms: Option<u64>) -> Result<ExitCode> {
             name, s.rx_packets, s.tx_packets, s.rx_missed, s.tx_errors
         );
     }
-    println!(
-        "workers: received {} forwarded {} dropped-at-full-tx {}; buffers still in use {}",
-        summary.rx, summary.tx, summary.tx_full, summary.mbufs_in_use
-    );
+    let nonzero: Vec<String> = summary
+        .counters
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    println!("workers: {}", nonzero.join(", "));
+    println!("buffers still in use: {}", summary.mbufs_in_use);
     Ok(ExitCode::SUCCESS)
 }

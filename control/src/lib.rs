@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod metrics;
+pub mod neighbor;
 pub mod server;

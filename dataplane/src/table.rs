@@ -247,6 +247,14 @@ impl StateTable {
         count
     }
 
+    /// The first live state at or after slab index `from`, for reading states out in pieces (bulk updates)
+    /// while packets keep being processed in between.
+    pub fn next_live(&self, from: u32) -> Option<u32> {
+        (from as usize..self.slab.len())
+            .find(|i| self.live[*i])
+            .map(|i| i as u32)
+    }
+
     /// Every live state with its index.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &State)> {
         self.slab

@@ -30,8 +30,10 @@ const RSS_IP_TCP_UDP: u64 =
 /// How to set a port up.
 #[derive(Clone, Debug)]
 pub struct PortSetup {
-    /// RX and TX queues (the same number of each).
-    pub queues: u16,
+    /// RX queues.
+    pub rx_queues: u16,
+    /// TX queues.
+    pub tx_queues: u16,
     /// RX descriptors per queue (adjusted to the driver's limits).
     pub rx_descriptors: u16,
     /// TX descriptors per queue (adjusted to the driver's limits).
@@ -117,7 +119,7 @@ impl EthPort {
         let mut conf = sys::rte_eth_conf::default();
         conf.rxmode.mtu = u32::from(setup.mtu);
         let rss_types = RSS_IP_TCP_UDP & info.flow_type_rss_offloads;
-        let rss = setup.queues > 1 && rss_types != 0;
+        let rss = setup.rx_queues > 1 && rss_types != 0;
         let mut key = SYMMETRIC_RSS_KEY;
         if rss {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
@@ -128,7 +130,7 @@ impl EthPort {
         // SAFETY: id is valid; conf (and the key it points to, alive until this function returns; the driver
         // copies it during configure) is a valid configuration.
         check("rte_eth_dev_configure", unsafe {
-            sys::rte_eth_dev_configure(id, setup.queues, setup.queues, &conf)
+            sys::rte_eth_dev_configure(id, setup.rx_queues, setup.tx_queues, &conf)
         })?;
         let (mut rxd, mut txd) = (setup.rx_descriptors, setup.tx_descriptors);
         // SAFETY: id is valid; rxd and txd are valid in/out pointers.
@@ -137,13 +139,15 @@ impl EthPort {
         })?;
         // SAFETY: id is valid. A negative socket (SOCKET_ID_ANY) is passed on as is.
         let socket = unsafe { sys::rte_eth_dev_socket_id(id) } as u32;
-        for q in 0..setup.queues {
-            // SAFETY: the port is configured with `queues` queues and q is below that; a null rxconf asks for
-            // the driver's defaults; the pool outlives the port ('static).
+        for q in 0..setup.rx_queues {
+            // SAFETY: the port is configured with `rx_queues` RX queues and q is below that; a null rxconf
+            // asks for the driver's defaults; the pool outlives the port ('static).
             check("rte_eth_rx_queue_setup", unsafe {
                 sys::rte_eth_rx_queue_setup(id, q, rxd, socket, std::ptr::null(), pool.as_ptr())
             })?;
-            // SAFETY: as above, for TX.
+        }
+        for q in 0..setup.tx_queues {
+            // SAFETY: as above, for the `tx_queues` TX queues.
             check("rte_eth_tx_queue_setup", unsafe {
                 sys::rte_eth_tx_queue_setup(id, q, txd, socket, std::ptr::null())
             })?;
@@ -168,13 +172,13 @@ impl EthPort {
         })?;
 
         let shared = Arc::new(PortShared { id });
-        let rx = (0..setup.queues)
+        let rx = (0..setup.rx_queues)
             .map(|queue| RxQueue {
                 shared: shared.clone(),
                 queue,
             })
             .collect();
-        let tx = (0..setup.queues)
+        let tx = (0..setup.tx_queues)
             .map(|queue| TxQueue {
                 shared: shared.clone(),
                 queue,
@@ -184,7 +188,7 @@ impl EthPort {
             shared,
             name: name.to_string(),
             mac: addr.addr_bytes,
-            queues: setup.queues,
+            queues: setup.rx_queues,
             rss,
             running: true,
         };

@@ -1,55 +1,48 @@
-//! The appliance at run time: starts the EAL from the profile, creates the packet pool, starts every port,
-//! runs one pinned, DPDK-registered worker thread per worker core, and on SIGINT/SIGTERM stops polling,
-//! lets the workers drop what they hold, and stops and closes every port (a memif peer crashes otherwise).
+//! The appliance at run time: starts the EAL from the profile, creates the packet pool and every port, runs
+//! one pinned, DPDK-registered worker per worker core (each owning one state shard), the sync core when
+//! sync is configured, and the control thread (admin socket, metrics, neighbours) on the main thread. On
+//! SIGINT/SIGTERM it stops polling, lets every thread drop what it holds, and stops and closes every port
+//! (a memif peer crashes otherwise).
 
+mod control;
 pub mod eal_args;
+pub mod io;
+pub mod links;
 mod poll;
-mod wire;
+pub mod sync_thread;
+pub mod transport;
+pub mod worker_thread;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
 
 use anyhow::{Context, Result, bail};
-use tandem_config::{Forwarding, PortId, Profile};
+use tandem_config::{PortId, Profile, SyncLink, Transport, UpdatePolicy};
+use tandem_dataplane::counters::WorkerCounters;
+use tandem_dataplane::flow::{rss_hash_of_key, worker_of};
+use tandem_dataplane::route::RouteTable;
+use tandem_dataplane::rules::RuleSet;
+use tandem_dataplane::wire::meta::Malformed;
+use tandem_dataplane::worker::{PortInfo, Worker, WorkerConfig, rule_counters};
+use tandem_sync::engine::{Encapsulation, Engine, EngineConfig, Policy};
+use tandem_sync::event::StateRecord;
+use tandem_sync::identity::CreatorId;
+use tandem_sync::policy::WindowBudget;
+use tandem_sync::time::{Duration, Instant};
 
 use crate::dpdk::eal::Eal;
 use crate::dpdk::mempool::PacketPool;
 use crate::dpdk::port::{EthPort, PortSetup, PortStats, RxQueue, TxQueue};
 
+pub use poll::Backoff;
+
 /// Options of `tandem run` that are not part of the profile.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Print a one-line summary of the counters this often.
-    pub stats_interval: Option<Duration>,
-}
-
-/// Counters one worker keeps: written only by that worker, read by anyone.
-#[derive(Debug, Default)]
-pub struct WorkerCounters {
-    /// Packets received.
-    pub rx: AtomicU64,
-    /// Packets transmitted.
-    pub tx: AtomicU64,
-    /// Packets dropped because the output queue was full.
-    pub tx_full: AtomicU64,
-}
-
-impl WorkerCounters {
-    /// Adds to a counter that only the calling worker writes (a plain load and store, no locked RMW).
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(n),
-            Ordering::Relaxed,
-        );
-    }
-}
-
-/// The queues one worker owns: RX and TX queue `w` of every port that has one.
-#[derive(Debug)]
-struct WorkerQueues {
-    rx: Vec<(PortId, RxQueue)>,
-    tx: Vec<(PortId, TxQueue)>,
+    pub stats_interval: Option<StdDuration>,
 }
 
 /// What `run` reports when the appliance has stopped.
@@ -57,14 +50,26 @@ struct WorkerQueues {
 pub struct RunSummary {
     /// DPDK's counters per port, with the port's name.
     pub ports: Vec<(String, PortStats)>,
-    /// Totals of the workers' counters: received, transmitted, dropped at a full TX queue.
-    pub rx: u64,
-    /// Packets transmitted by the workers.
-    pub tx: u64,
-    /// Packets dropped at a full TX queue.
-    pub tx_full: u64,
+    /// Every worker counter, summed over workers, by name.
+    pub counters: Vec<(String, u64)>,
     /// Buffers still in use after shutdown (0 unless something leaked).
     pub mbufs_in_use: u32,
+}
+
+/// Microseconds since the appliance started: the time every sans-IO part is given.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock(std::time::Instant);
+
+impl Clock {
+    /// A clock starting now.
+    pub fn start() -> Clock {
+        Clock(std::time::Instant::now())
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Instant {
+        Instant(self.0.elapsed().as_micros() as u64)
+    }
 }
 
 /// Pins the calling thread to `core`.
@@ -76,13 +81,86 @@ fn pin_to_core(core: usize) -> Result<()> {
     }
 }
 
+/// The worker owning a peer's state: the symmetric hash of its flow, through the same table software
+/// dispatch and the NIC's RSS use.
+fn shard_of(workers: usize) -> impl Fn(&StateRecord) -> usize + Send {
+    move |record: &StateRecord| {
+        let src = tandem_dataplane::flow::Endpoint {
+            addr: record.addr[0],
+            port: record.port[0],
+        };
+        let dst = tandem_dataplane::flow::Endpoint {
+            addr: record.addr[1],
+            port: record.port[1],
+        };
+        let (key, _) =
+            tandem_dataplane::flow::FlowKey::of_packet(record.family, record.proto, src, dst);
+        worker_of(rss_hash_of_key(&key), io::RETA_SIZE, workers)
+    }
+}
+
+/// The sync engine's settings from the profile.
+fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
+    let sync = profile.sync.as_ref()?;
+    let policy = match sync.update_policy {
+        UpdatePolicy::WindowAware => Policy::WindowAware {
+            budget: WindowBudget::default(),
+        },
+        UpdatePolicy::Classic {
+            max_updates,
+            interval_ms,
+        } => Policy::Classic {
+            max_updates: u16::from(max_updates),
+            interval: Duration::millis(u64::from(interval_ms)),
+        },
+    };
+    Some(EngineConfig {
+        creator: CreatorId(profile.node.host_id),
+        workers: profile.workers.cores.len().max(1),
+        mtu: sync.mtu.unwrap_or(mtu),
+        encapsulation: match sync.transport {
+            Transport::Udp { .. } => Encapsulation::Udp,
+            _ => Encapsulation::Ip,
+        },
+        multicast: matches!(sync.transport, Transport::Multicast { .. }),
+        peers: sync
+            .peers
+            .iter()
+            .map(|p| (p.address, p.host_id.map(CreatorId)))
+            .collect(),
+        policy,
+        flush_deadline: Duration::micros(u64::from(sync.flush_deadline_us)),
+        defer_timeout: sync
+            .defer
+            .enabled
+            .then(|| Duration::micros(u64::from(sync.defer.timeout_us))),
+        peer_dead: Duration::millis(u64::from(sync.peer_dead_ms)),
+        keepalive: Duration::millis(u64::from(sync.keepalive_ms)),
+        bulk_rate: u64::from(sync.bulk_rate_mbit) * 1_000_000 / 8,
+        bulk_timeout: Duration::millis(u64::from(sync.bulk_timeout_ms)),
+        bulk_retries: sync.bulk_retries,
+        request_interval: Duration::millis(50),
+    })
+}
+
+/// The IPv4 address of a kernel interface, read from `ip -o -4 addr show dev IF`.
+fn kernel_interface_address(interface: &str) -> Result<Ipv4Addr> {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", interface])
+        .output()
+        .with_context(|| format!("running `ip addr show dev {interface}`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("interface {interface} has no IPv4 address; set sync.source"))
+}
+
 /// Runs the appliance described by `profile` until `stop` is set, then shuts it down cleanly.
 pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
-    let Forwarding::Wire { pairs } = &profile.forwarding else {
-        bail!(
-            "forwarding mode router is not available yet: use `forwarding: {{mode: wire, pairs: ...}}`"
-        );
-    };
+    let clock = Clock::start();
     let args = eal_args::eal_args(profile);
     let eal = Eal::init(&args).with_context(|| format!("starting DPDK with {}", args.join(" ")))?;
     let pool = PacketPool::create(
@@ -95,16 +173,23 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
     .context("creating the packet pool (with --no-huge, give EAL enough memory with -m)")?;
 
     let workers = profile.workers.cores.len();
-    let mut ports = Vec::new();
-    let mut queues: Vec<WorkerQueues> = (0..workers)
-        .map(|_| WorkerQueues {
-            rx: Vec::new(),
-            tx: Vec::new(),
-        })
-        .collect();
+    let sync_port = profile.sync_port();
+    let mut ports: Vec<(String, EthPort)> = Vec::new();
+    let mut rx_of: Vec<Vec<Option<RxQueue>>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut tx_of: Vec<Vec<Option<TxQueue>>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut dispatch = Vec::new();
+    let mut infos = Vec::new();
+    let mut sync_queues = None;
     for (i, port) in profile.ports.iter().enumerate() {
+        let is_sync = sync_port == Some(PortId(i as u16));
+        let (rxq, txq) = if is_sync {
+            (1, 1)
+        } else {
+            (port.queues, workers as u16)
+        };
         let setup = PortSetup {
-            queues: port.queues,
+            rx_queues: rxq,
+            tx_queues: txq,
             rx_descriptors: profile.dpdk.rx_descriptors,
             tx_descriptors: profile.dpdk.tx_descriptors,
             mtu: port.mtu,
@@ -113,17 +198,26 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         let name = eal_args::ethdev_name(&port.device);
         let (eth, rx, tx) = EthPort::start(&eal, name, pool, &setup)
             .with_context(|| format!("starting port `{}` ({})", port.name, port.device))?;
-        let id = PortId(i as u16);
-        for (w, (rx, tx)) in rx.into_iter().zip(tx).enumerate() {
-            queues[w].rx.push((id, rx));
-            queues[w].tx.push((id, tx));
+        infos.push(PortInfo { mac: eth.mac() });
+        if is_sync {
+            sync_queues = rx.into_iter().zip(tx).next();
+            for w in 0..workers {
+                rx_of[w].push(None);
+                tx_of[w].push(None);
+            }
+            dispatch.push(false);
+        } else {
+            // Software dispatch unless the NIC spreads flows symmetrically over one queue per worker.
+            dispatch
+                .push(workers > 1 && !(eth.symmetric_rss() && usize::from(port.queues) == workers));
+            let mut rx = rx.into_iter().map(Some).collect::<Vec<_>>();
+            let mut tx = tx.into_iter().map(Some).collect::<Vec<_>>();
+            for w in 0..workers {
+                rx_of[w].push(rx.get_mut(w).and_then(Option::take));
+                tx_of[w].push(tx.get_mut(w).and_then(Option::take));
+            }
         }
         ports.push((port.name.clone(), eth));
-    }
-    let mut peer_of = vec![None; profile.ports.len()];
-    for (a, b) in pairs {
-        peer_of[usize::from(a.0)] = Some(*b);
-        peer_of[usize::from(b.0)] = Some(*a);
     }
     eprintln!(
         "tandem: {} running on {} ({} worker(s); ports: {})",
@@ -137,52 +231,234 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             .join(", ")
     );
 
-    let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::default()).collect();
-    let polling = poll::Backoff::from_profile(&profile.workers);
+    let rules = Arc::new(RuleSet::compile(&profile.rules));
+    let routes = Arc::new(RouteTable::from_profile(profile));
+    let id_base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs())
+        << 32;
+    let channels: Vec<_> = (0..workers).map(|_| links::WorkerChannels::new()).collect();
+    let counters: Vec<Arc<WorkerCounters>> = (0..workers)
+        .map(|_| Arc::new(WorkerCounters::new(Malformed::COUNT)))
+        .collect();
+    let rule_stats: Vec<_> = (0..workers)
+        .map(|_| rule_counters(profile.rules.len()))
+        .collect();
+    let dispatch_queues = io::DispatchQueues::new(workers, profile.ports.len());
+    let data_ports: Vec<PortId> = profile.data_ports().map(|(id, _)| id).collect();
+    let backoff = Backoff::from_profile(&profile.workers);
+    let sync_shared = Arc::new(sync_thread::SyncShared::default());
+
+    let engine = match engine_config(profile, 1500) {
+        Some(mut cfg) => {
+            if let Some(id) = sync_port {
+                cfg.mtu = profile
+                    .sync
+                    .as_ref()
+                    .and_then(|s| s.mtu)
+                    .unwrap_or(profile.port(id).mtu);
+            }
+            Some(Engine::new(cfg, shard_of(workers), clock.now()).context("sync engine")?)
+        }
+        None => None,
+    };
+    let transport: Option<Box<dyn transport::SyncTransport>> = match profile.sync.as_ref() {
+        None => None,
+        Some(sync) => {
+            let group = match sync.transport {
+                Transport::Multicast { group } => group,
+                _ => tandem_config::PFSYNC_GROUP,
+            };
+            let udp_port = match sync.transport {
+                Transport::Udp { port } => Some(port),
+                _ => None,
+            };
+            let multicast = matches!(sync.transport, Transport::Multicast { .. });
+            match &sync.link {
+                SyncLink::Kernel { interface } => {
+                    let local = match sync.source {
+                        Some(a) => a,
+                        None => kernel_interface_address(interface)?,
+                    };
+                    let addressing = transport::Addressing {
+                        local,
+                        group,
+                        udp_port,
+                    };
+                    Some(Box::new(
+                        transport::KernelTransport::open(interface, addressing, multicast)
+                            .with_context(|| format!("opening the sync socket on {interface}"))?,
+                    ))
+                }
+                SyncLink::Port(id) => {
+                    let local = sync
+                        .source
+                        .or_else(|| {
+                            profile
+                                .port(*id)
+                                .addresses
+                                .iter()
+                                .find_map(|a| match a.addr {
+                                    std::net::IpAddr::V4(v4) => Some(v4),
+                                    std::net::IpAddr::V6(_) => None,
+                                })
+                        })
+                        .context("the sync port needs an IPv4 address (or set sync.source)")?;
+                    let (rx, tx) = sync_queues.take().context("sync port queues")?;
+                    let mac = infos[usize::from(id.0)].mac;
+                    let addressing = transport::Addressing {
+                        local,
+                        group,
+                        udp_port,
+                    };
+                    Some(Box::new(transport::PortTransport::new(
+                        rx, tx, pool, mac, addressing,
+                    )))
+                }
+            }
+        }
+    };
+
     std::thread::scope(|scope| -> Result<()> {
         let mut threads = Vec::new();
-        for (w, owned) in queues.into_iter().enumerate() {
+        for w in 0..workers {
             let core = profile.workers.cores[w];
-            let (stop, counters, peer_of, eal) = (&stop, &counters[w], &peer_of, &eal);
-            let thread = std::thread::Builder::new()
-                .name(format!("worker-{w}"))
-                .spawn_scoped(scope, move || -> Result<()> {
-                    pin_to_core(core)?;
-                    let _registered = eal
-                        .register_thread()
-                        .context("registering a worker with DPDK")?;
-                    wire::forward(owned.rx, owned.tx, peer_of, stop, polling, counters);
-                    Ok(())
-                })
-                .context("starting a worker thread")?;
-            threads.push(thread);
+            let cfg = WorkerConfig::from_profile(profile, w, infos.clone(), id_base);
+            let worker = Worker::new(
+                cfg,
+                rules.clone(),
+                routes.clone(),
+                counters[w].clone(),
+                rule_stats[w].clone(),
+                clock.now(),
+            );
+            let io = io::DpdkIo::new(
+                w,
+                workers,
+                std::mem::take(&mut rx_of[w]),
+                std::mem::take(&mut tx_of[w]),
+                dispatch.clone(),
+                dispatch_queues.clone(),
+                pool,
+            );
+            let thread = worker_thread::WorkerThread {
+                worker,
+                io,
+                links: links::QueueLinks {
+                    channels: channels[w].clone(),
+                },
+                ports: data_ports.clone(),
+                backoff,
+            };
+            let (stop, eal) = (&stop, &eal);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{w}"))
+                    .spawn_scoped(scope, move || -> Result<()> {
+                        pin_to_core(core)?;
+                        let _registered = eal
+                            .register_thread()
+                            .context("registering a worker with DPDK")?;
+                        thread.run(stop, || clock.now());
+                        Ok(())
+                    })
+                    .context("starting a worker thread")?,
+            );
+        }
+        if let (Some(engine), Some(transport), Some(sync)) =
+            (engine, transport, profile.sync.as_ref())
+        {
+            let (stop, eal, shared, channels) =
+                (&stop, &eal, sync_shared.clone(), channels.clone());
+            let core = sync.core;
+            let sync_backoff = Backoff::new(
+                profile.workers.polling,
+                StdDuration::from_micros(u64::from(profile.workers.idle_sleep_us).min(50)),
+            );
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sync".into())
+                    .spawn_scoped(scope, move || -> Result<()> {
+                        pin_to_core(core)?;
+                        let _registered = eal
+                            .register_thread()
+                            .context("registering the sync core with DPDK")?;
+                        sync_thread::run(
+                            engine,
+                            transport,
+                            channels,
+                            shared,
+                            stop,
+                            sync_backoff,
+                            || clock.now(),
+                        );
+                        Ok(())
+                    })
+                    .context("starting the sync thread")?,
+            );
         }
 
-        let started = Instant::now();
-        let mut next_report = options.stats_interval.map(|i| started + i);
+        let mut control = control::Control::new(
+            profile,
+            &ports,
+            &channels,
+            &counters,
+            &rule_stats,
+            sync_shared.clone(),
+            pool,
+            clock,
+        )?;
+        let mut next_report = options
+            .stats_interval
+            .map(|i| std::time::Instant::now() + i);
         while !stop.load(Ordering::Relaxed) && !threads.iter().any(|t| t.is_finished()) {
-            std::thread::sleep(Duration::from_millis(20));
+            control.poll(&ports);
+            std::thread::sleep(StdDuration::from_millis(2));
             if let (Some(at), Some(interval)) = (next_report, options.stats_interval)
-                && Instant::now() >= at
+                && std::time::Instant::now() >= at
             {
-                let (rx, tx, full) = totals(&counters);
-                eprintln!("stats: rx {rx} tx {tx} tx-full {full}");
+                let totals = control::totals(&counters);
+                let get = |n: &str| totals.iter().find(|(k, _)| k == n).map_or(0, |(_, v)| *v);
+                let dropped: u64 = totals
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("drop_"))
+                    .map(|(_, v)| v)
+                    .sum();
+                let sync = if profile.sync.is_some() {
+                    format!(" in-sync {}", sync_shared.in_sync.load(Ordering::Relaxed))
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "stats: rx {} tx {} dropped {} states {}{sync}",
+                    get("rx_packets"),
+                    get("tx_packets"),
+                    dropped,
+                    control.states(),
+                );
                 next_report = Some(at + interval);
             }
         }
         stop.store(true, Ordering::Relaxed);
+        drop(control);
         let mut outcome = Ok(());
         for thread in threads {
             match thread.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => outcome = Err(error),
-                Err(_) => outcome = Err(anyhow::anyhow!("a worker thread panicked")),
+                Err(_) => outcome = Err(anyhow::anyhow!("a thread panicked")),
             }
         }
         outcome
     })?;
 
-    let (rx, tx, tx_full) = totals(&counters);
+    // Whatever was still queued between threads goes back to the pool before the ports close.
+    for ch in &channels {
+        while ch.punt.pop().is_some() {}
+        while ch.inject.pop().is_some() {}
+    }
+    drop(dispatch_queues);
+    let counters_total = control::totals(&counters);
     let mut port_stats = Vec::new();
     for (name, eth) in ports {
         let stats = eth.stats().unwrap_or_default();
@@ -192,21 +468,9 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
     }
     let summary = RunSummary {
         ports: port_stats,
-        rx,
-        tx,
-        tx_full,
+        counters: counters_total,
         mbufs_in_use: pool.in_use(),
     };
     eal.cleanup().context("releasing DPDK's resources")?;
     Ok(summary)
-}
-
-fn totals(counters: &[Arc<WorkerCounters>]) -> (u64, u64, u64) {
-    counters.iter().fold((0, 0, 0), |(rx, tx, full), c| {
-        (
-            rx + c.rx.load(Ordering::Relaxed),
-            tx + c.tx.load(Ordering::Relaxed),
-            full + c.tx_full.load(Ordering::Relaxed),
-        )
-    })
 }

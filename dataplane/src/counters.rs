@@ -1,0 +1,264 @@
+//! A worker's counters: packets and bytes in and out, a named counter per reason a packet is dropped (as
+//! OpenBSD's pfsync keeps one per reason), states created and refused, and sync events. Each worker is the
+//! only writer of its counters (a plain load and store, no locked read-modify-write); the control thread
+//! reads them at any time for `tandem show` and metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a worker dropped a packet. The names are stable: they appear in `tandem show counters` and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// The frame failed parsing (the detailed reason is counted in the `malformed` array).
+    Malformed,
+    /// Not IPv4 or IPv6, in router mode.
+    NotIp,
+    /// A fragment other than the first: fragments are not reassembled (see the worker's module notes).
+    Fragment,
+    /// No route to the destination.
+    NoRoute,
+    /// The next hop's MAC is unknown; resolution was asked of the control thread.
+    NoNeighbor,
+    /// TTL or hop limit ran out (an ICMP time-exceeded was sent when possible).
+    TtlExceeded,
+    /// A block rule matched.
+    BlockedByRule,
+    /// No rule matched: default block (includes TCP segments without a state that are not an opening SYN).
+    BlockedByDefault,
+    /// pf's window checks refused a segment on an existing state.
+    OutOfWindow,
+    /// A new state was refused because the shard is full.
+    StateLimit,
+    /// The output queue was full.
+    TxFull,
+    /// Addressed to the appliance itself and not handled.
+    LocalUnhandled,
+    /// An ICMP error quoting a packet of no known state, or outside its window.
+    IcmpNoState,
+    /// The packet was punted to the control thread but its queue was full.
+    PuntFull,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 14] = [
+        DropReason::Malformed,
+        DropReason::NotIp,
+        DropReason::Fragment,
+        DropReason::NoRoute,
+        DropReason::NoNeighbor,
+        DropReason::TtlExceeded,
+        DropReason::BlockedByRule,
+        DropReason::BlockedByDefault,
+        DropReason::OutOfWindow,
+        DropReason::StateLimit,
+        DropReason::TxFull,
+        DropReason::LocalUnhandled,
+        DropReason::IcmpNoState,
+        DropReason::PuntFull,
+    ];
+
+    /// The counter's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::NotIp => "not_ip",
+            DropReason::Fragment => "fragment",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoNeighbor => "no_neighbor",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::BlockedByRule => "blocked_by_rule",
+            DropReason::BlockedByDefault => "blocked_by_default",
+            DropReason::OutOfWindow => "out_of_window",
+            DropReason::StateLimit => "state_limit",
+            DropReason::TxFull => "tx_full",
+            DropReason::LocalUnhandled => "local_unhandled",
+            DropReason::IcmpNoState => "icmp_no_state",
+            DropReason::PuntFull => "punt_full",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A counter written by one thread and read by others.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n` (only the owning worker calls this).
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Sets the value (for gauges such as the number of states).
+    #[inline]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything a worker counts.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    /// Packets received.
+    pub rx_packets: Counter,
+    /// Bytes received.
+    pub rx_bytes: Counter,
+    /// Packets sent.
+    pub tx_packets: Counter,
+    /// Bytes sent.
+    pub tx_bytes: Counter,
+    /// Drops by [`DropReason`].
+    pub drops: [Counter; DropReason::ALL.len()],
+    /// Malformed frames by the parser's reason (indexed by the wire layer's reason index).
+    pub malformed: Vec<Counter>,
+    /// States held now (a gauge the worker refreshes every poll).
+    pub states: Counter,
+    /// States created from local packets.
+    pub states_created: Counter,
+    /// States inserted from peers.
+    pub states_from_peers: Counter,
+    /// States that expired.
+    pub states_expired: Counter,
+    /// States removed by peers (delete or clear).
+    pub states_removed_by_peers: Counter,
+    /// Packets that passed on an existing state.
+    pub state_hits: Counter,
+    /// Packets punted to the control thread (ARP, neighbour discovery, VRRP, to the appliance).
+    pub punted: Counter,
+    /// Packets the worker originated (RST, ICMP errors).
+    pub originated: Counter,
+    /// Events pushed to the sync core.
+    pub events: Counter,
+    /// Events dropped because the queue to the sync core was full (repaired later by update requests).
+    pub events_dropped: Counter,
+    /// Operations applied from the sync core.
+    pub ops: Counter,
+    /// Creating packets held for deferral.
+    pub deferred: Counter,
+    /// Held packets released by the sync core.
+    pub deferred_released: Counter,
+    /// Held packets the worker released on its own after the backstop time.
+    pub deferred_backstop: Counter,
+    /// Held packets released early because the deferral queue was full (pf releases the oldest).
+    pub deferred_overflow: Counter,
+}
+
+impl WorkerCounters {
+    /// Zeroed counters, with `malformed_reasons` slots for the parser's reasons.
+    pub fn new(malformed_reasons: usize) -> WorkerCounters {
+        WorkerCounters {
+            rx_packets: Counter::default(),
+            rx_bytes: Counter::default(),
+            tx_packets: Counter::default(),
+            tx_bytes: Counter::default(),
+            drops: Default::default(),
+            malformed: (0..malformed_reasons).map(|_| Counter::default()).collect(),
+            states: Counter::default(),
+            states_created: Counter::default(),
+            states_from_peers: Counter::default(),
+            states_expired: Counter::default(),
+            states_removed_by_peers: Counter::default(),
+            state_hits: Counter::default(),
+            punted: Counter::default(),
+            originated: Counter::default(),
+            events: Counter::default(),
+            events_dropped: Counter::default(),
+            ops: Counter::default(),
+            deferred: Counter::default(),
+            deferred_released: Counter::default(),
+            deferred_backstop: Counter::default(),
+            deferred_overflow: Counter::default(),
+        }
+    }
+
+    /// Counts a drop.
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason.index()].inc();
+    }
+
+    /// The count of one drop reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].get()
+    }
+
+    /// Every counter with its name, drops as `drop_<reason>`.
+    pub fn named(&self) -> Vec<(String, u64)> {
+        let mut out = vec![
+            ("rx_packets".to_string(), self.rx_packets.get()),
+            ("rx_bytes".to_string(), self.rx_bytes.get()),
+            ("tx_packets".to_string(), self.tx_packets.get()),
+            ("tx_bytes".to_string(), self.tx_bytes.get()),
+            ("states_created".to_string(), self.states_created.get()),
+            (
+                "states_from_peers".to_string(),
+                self.states_from_peers.get(),
+            ),
+            ("states_expired".to_string(), self.states_expired.get()),
+            (
+                "states_removed_by_peers".to_string(),
+                self.states_removed_by_peers.get(),
+            ),
+            ("state_hits".to_string(), self.state_hits.get()),
+            ("punted".to_string(), self.punted.get()),
+            ("originated".to_string(), self.originated.get()),
+            ("sync_events".to_string(), self.events.get()),
+            ("sync_events_dropped".to_string(), self.events_dropped.get()),
+            ("sync_ops".to_string(), self.ops.get()),
+            ("deferred".to_string(), self.deferred.get()),
+            (
+                "deferred_released".to_string(),
+                self.deferred_released.get(),
+            ),
+            (
+                "deferred_backstop".to_string(),
+                self.deferred_backstop.get(),
+            ),
+            (
+                "deferred_overflow".to_string(),
+                self.deferred_overflow.get(),
+            ),
+        ];
+        for reason in DropReason::ALL {
+            out.push((format!("drop_{}", reason.name()), self.dropped(reason)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_have_distinct_names_and_counters() {
+        let c = WorkerCounters::new(3);
+        c.count_drop(DropReason::OutOfWindow);
+        c.count_drop(DropReason::OutOfWindow);
+        c.count_drop(DropReason::NoRoute);
+        assert_eq!(c.dropped(DropReason::OutOfWindow), 2);
+        assert_eq!(c.dropped(DropReason::NoRoute), 1);
+        let names: std::collections::HashSet<&str> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        assert!(c.named().contains(&("drop_out_of_window".to_string(), 2)));
+    }
+}

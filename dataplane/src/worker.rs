@@ -1,0 +1,1177 @@
+//! The worker: one per core, owning one state shard. Each poll receives a burst from every port it
+//! serves, classifies each packet, runs it against its state or the rules, forwards or drops it, and sends
+//! the bursts out; between bursts it applies the sync core's operations, releases held packets and
+//! expires states. Nothing here allocates, locks, blocks or makes a system call per packet: buffers and
+//! tables are sized at start, queues to other threads are bounded and a full one is counted.
+//!
+//! Policies worth knowing:
+//! - Fragments: the first fragment of a datagram is classified like any packet (it carries the ports);
+//!   later fragments carry no transport header and are dropped and counted (`drop_fragment`), since
+//!   Tandem does not reassemble. Path-MTU discovery keeps TCP unfragmented.
+//! - Rules are evaluated once, at ingress, knowing the egress port (after the route lookup); a rule's
+//!   `direction` says which of the two ports it refers to.
+//! - States are floating (not bound to a port), like pf's default.
+//! - ICMP errors are matched to the state of the packet they quote and pass only if that packet fits the
+//!   state's window (pf's rule); they create no state.
+//! - In router mode ARP, neighbour discovery, VRRP and packets addressed to the appliance are punted to
+//!   the control thread; in wire mode everything that is not IP passes through unchanged.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tandem_config::{Family, PortId};
+use tandem_sync::event::{
+    LocalEvent, PeerOp, SnapshotRequest, StateName, StateRecord, StateUpdate,
+};
+use tandem_sync::identity::{CreatorId, StateId};
+use tandem_sync::merge;
+use tandem_sync::policy::PushPolicy;
+use tandem_sync::state::{SyncMark, TimeoutClass};
+use tandem_sync::time::{Duration, Instant};
+
+use crate::counters::{DropReason, WorkerCounters};
+use crate::flow::{Addr, Endpoint, FlowKey};
+use crate::forward::{RewriteError, route_rewrite, time_exceeded};
+use crate::io::{PacketBuf, PortIo};
+use crate::route::{NeighborCache, NextHop, RouteTable};
+use crate::rules::{RuleInput, RuleSet, Verdict};
+use crate::table::{InsertError, NO_RULE, State, StateTable, origin};
+use crate::tracker::tcp::{self, TcpRefusal, TcpSegment};
+use crate::tracker::{Tracking, initial_pseudo_peers, track_pseudo};
+use crate::wire::build;
+use crate::wire::checksum::ChecksumCaps;
+use crate::wire::meta::{
+    self, EtherClass, Fragment, IcmpKind, L4, PacketMeta, QuotedL4, QuotedMeta,
+};
+
+/// Packets taken from a queue in one poll.
+pub const BURST: usize = 32;
+/// Operations from the sync core applied per poll at most, so a flood of them cannot starve packets.
+const OPS_PER_POLL: usize = 256;
+/// States looked at for expiry per poll at most.
+const EXPIRY_PER_POLL: usize = 64;
+/// IP protocol number of VRRP (RFC 5798 section 5.2.4).
+const PROTO_VRRP: u8 = 112;
+
+/// How packets cross the appliance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forwarding {
+    /// IP routing between ports.
+    Router,
+    /// Each port forwards to its peer port, unchanged; `peer[p]` is port p's peer.
+    Wire {
+        /// The peer of each port, by port index.
+        peer: Vec<Option<PortId>>,
+    },
+}
+
+/// A port as the worker sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Its MAC address (the source of forwarded frames in router mode).
+    pub mac: [u8; 6],
+}
+
+/// Deferral of new states' creating packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeferSettings {
+    /// Most packets held at once; past it the oldest is released.
+    pub limit: usize,
+    /// The longest a packet is held if the sync core never answers (a backstop: the sync core's own
+    /// timeout is shorter).
+    pub backstop: Duration,
+}
+
+/// What a worker is set up with.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// This worker's number.
+    pub index: usize,
+    /// How many workers there are (state ids are interleaved between them).
+    pub workers: usize,
+    /// Our host id.
+    pub creator: CreatorId,
+    /// The first state id this node hands out (pf: boot time in seconds, shifted left 32).
+    pub id_base: u64,
+    /// Router or wire.
+    pub forwarding: Forwarding,
+    /// Every port, by index.
+    pub ports: Vec<PortInfo>,
+    /// Seconds for each [`TimeoutClass`].
+    pub timeouts: [u32; 14],
+    /// Most states in this worker's shard.
+    pub state_limit: usize,
+    /// When to report state changes to the sync core; `None` without sync.
+    pub push: Option<PushPolicy>,
+    /// Deferral; `None` when off.
+    pub defer: Option<DeferSettings>,
+    /// Which checksums software must verify.
+    pub checksum: ChecksumCaps,
+}
+
+/// Bytes of progress on a TCP state worth a report to the window-aware sync engine: small against pf's
+/// 67 KB tolerance, so the engine's view of a flow lags it by at most this much.
+pub const PUSH_QUANTUM: u32 = 4096;
+
+impl WorkerConfig {
+    /// The settings of worker `index` of a node described by `profile`.
+    pub fn from_profile(
+        profile: &tandem_config::Profile,
+        index: usize,
+        ports: Vec<PortInfo>,
+        id_base: u64,
+    ) -> WorkerConfig {
+        let t = &profile.timeouts;
+        let timeouts = [
+            t.tcp_first,
+            t.tcp_opening,
+            t.tcp_established,
+            t.tcp_closing,
+            t.tcp_finwait,
+            t.tcp_closed,
+            t.udp_first,
+            t.udp_single,
+            t.udp_multiple,
+            t.icmp_first,
+            t.icmp_error,
+            t.other_first,
+            t.other_single,
+            t.other_multiple,
+        ];
+        let forwarding = match &profile.forwarding {
+            tandem_config::Forwarding::Router => Forwarding::Router,
+            tandem_config::Forwarding::Wire { pairs } => {
+                let mut peer = vec![None; profile.ports.len()];
+                for (a, b) in pairs {
+                    peer[usize::from(a.0)] = Some(*b);
+                    peer[usize::from(b.0)] = Some(*a);
+                }
+                Forwarding::Wire { peer }
+            }
+        };
+        let push = profile.sync.as_ref().map(|s| match s.update_policy {
+            tandem_config::UpdatePolicy::WindowAware => PushPolicy::Progress {
+                quantum: PUSH_QUANTUM,
+            },
+            tandem_config::UpdatePolicy::Classic { max_updates, .. } => PushPolicy::Count {
+                every: u16::from(max_updates).max(1),
+            },
+        });
+        let defer = profile
+            .sync
+            .as_ref()
+            .filter(|s| s.defer.enabled)
+            .map(|s| DeferSettings {
+                limit: s.defer.limit as usize,
+                backstop: Duration::micros(2 * u64::from(s.defer.timeout_us)),
+            });
+        WorkerConfig {
+            index,
+            workers: profile.workers.cores.len().max(1),
+            creator: CreatorId(profile.node.host_id),
+            id_base,
+            forwarding,
+            ports,
+            timeouts,
+            state_limit: profile.states_per_worker() as usize,
+            push,
+            defer,
+            checksum: ChecksumCaps::SOFTWARE,
+        }
+    }
+}
+
+/// A message from the control thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlOp {
+    /// A neighbour was resolved (or changed MAC).
+    Neighbor {
+        /// On which port.
+        port: PortId,
+        /// Its address, pf layout.
+        addr: Addr,
+        /// Its MAC.
+        mac: [u8; 6],
+    },
+    /// A neighbour is gone.
+    NeighborGone {
+        /// On which port.
+        port: PortId,
+        /// Its address.
+        addr: Addr,
+    },
+}
+
+/// The worker's bounded channels to the other threads. A full channel is reported, never waited on.
+pub trait WorkerLinks<B> {
+    /// Sends an event to the sync core; `false` if its queue is full.
+    fn push_event(&mut self, event: LocalEvent) -> bool;
+    /// The next operation from the sync core.
+    fn pop_op(&mut self) -> Option<PeerOp>;
+    /// The next message from the control thread.
+    fn pop_control(&mut self) -> Option<ControlOp>;
+    /// Hands a packet to the control thread; gives it back if the queue is full.
+    fn punt(&mut self, port: PortId, packet: B) -> Result<(), B>;
+    /// Asks the control thread to resolve a next hop; `false` if its queue is full.
+    fn resolve(&mut self, hop: NextHop) -> bool;
+}
+
+/// A creating packet held until peers acknowledge its state.
+#[derive(Debug)]
+struct Held<B> {
+    name: StateName,
+    port: PortId,
+    packet: B,
+    deadline: Instant,
+}
+
+/// The transport part of a classified packet, in the terms the worker needs.
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Tcp(TcpSegment),
+    Udp,
+    IcmpEcho,
+    IcmpError { quoted: QuotedMeta },
+    IcmpOther,
+    Other,
+}
+
+/// One worker and its state shard.
+#[derive(Debug)]
+pub struct Worker<B> {
+    cfg: WorkerConfig,
+    rules: Arc<RuleSet>,
+    routes: Arc<RouteTable>,
+    neighbors: NeighborCache,
+    table: StateTable,
+    counters: Arc<WorkerCounters>,
+    rule_counters: Arc<Vec<[crate::counters::Counter; 2]>>,
+    next_id: u64,
+    held: VecDeque<Held<B>>,
+    bulk_read: Option<(u32, u32, u32)>,
+    rx: Vec<B>,
+    tx: Vec<Vec<B>>,
+    asked: VecDeque<(NextHop, Instant)>,
+}
+
+/// A worker's counters per rule: packets decided and states created.
+pub fn rule_counters(rules: usize) -> Arc<Vec<[crate::counters::Counter; 2]>> {
+    Arc::new((0..rules).map(|_| Default::default()).collect())
+}
+
+impl<B: PacketBuf> Worker<B> {
+    /// A worker with an empty shard.
+    pub fn new(
+        cfg: WorkerConfig,
+        rules: Arc<RuleSet>,
+        routes: Arc<RouteTable>,
+        counters: Arc<WorkerCounters>,
+        rule_counters: Arc<Vec<[crate::counters::Counter; 2]>>,
+        now: Instant,
+    ) -> Worker<B> {
+        let ports = cfg.ports.len();
+        Worker {
+            table: StateTable::new(cfg.state_limit, now),
+            neighbors: NeighborCache::with_capacity(256),
+            next_id: cfg.id_base + cfg.index as u64,
+            held: VecDeque::with_capacity(cfg.defer.map_or(0, |d| d.limit)),
+            bulk_read: None,
+            rx: Vec::with_capacity(BURST),
+            tx: (0..ports)
+                .map(|_| Vec::with_capacity(BURST * ports.max(1) + BURST))
+                .collect(),
+            asked: VecDeque::with_capacity(64),
+            cfg,
+            rules,
+            routes,
+            counters,
+            rule_counters,
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.cfg
+    }
+
+    /// The shard.
+    pub fn table(&self) -> &StateTable {
+        &self.table
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Packets held for deferral now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn timeout(&self, class: TimeoutClass) -> Duration {
+        Duration::secs(u64::from(self.cfg.timeouts[class as usize]))
+    }
+
+    /// One round: operations, a burst from each of `ports`, output, held packets, expiry. Returns the
+    /// number of packets received (0 means the worker may back off).
+    pub fn poll<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        ports: &[PortId],
+        now: Instant,
+    ) -> usize
+    where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        self.apply_control(links);
+        self.apply_ops(io, links, now);
+        self.continue_bulk_read(links, now);
+        let mut received = 0;
+        for &port in ports {
+            let mut rx = std::mem::take(&mut self.rx);
+            let n = io.recv(port, &mut rx, BURST);
+            received += n;
+            for packet in rx.drain(..) {
+                self.process(io, links, packet, port, now);
+            }
+            self.rx = rx;
+        }
+        self.release_due(now);
+        self.transmit(io);
+        self.expire(links, now);
+        self.counters.states.set(self.table.len() as u64);
+        received
+    }
+
+    fn transmit<IO: PortIo<Buf = B>>(&mut self, io: &mut IO) {
+        for (port, queue) in self.tx.iter_mut().enumerate() {
+            if queue.is_empty() {
+                continue;
+            }
+            let before = queue.len();
+            let bytes: usize = queue.iter().map(|p| p.as_ref().len()).sum();
+            let sent = io.send(PortId(port as u16), queue);
+            let unsent_bytes: usize = queue.iter().map(|p| p.as_ref().len()).sum();
+            self.counters.tx_packets.add(sent as u64);
+            self.counters.tx_bytes.add((bytes - unsent_bytes) as u64);
+            let dropped = before - sent;
+            if dropped > 0 {
+                for _ in 0..dropped {
+                    self.counters.count_drop(DropReason::TxFull);
+                }
+                queue.clear();
+            }
+        }
+    }
+
+    fn drop_packet(&self, reason: DropReason) {
+        self.counters.count_drop(reason);
+    }
+
+    /// Classifies and handles one received packet.
+    fn process<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        packet: B,
+        ingress: PortId,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let frame_len = packet.as_ref().len();
+        self.counters.rx_packets.inc();
+        self.counters.rx_bytes.add(frame_len as u64);
+        let m = match meta::parse_meta(packet.as_ref(), self.cfg.checksum) {
+            Ok(m) => m,
+            Err(reason) => {
+                if let Some(c) = self.counters.malformed.get(reason.index()) {
+                    c.inc();
+                }
+                return self.drop_packet(DropReason::Malformed);
+            }
+        };
+        let router = matches!(self.cfg.forwarding, Forwarding::Router);
+        let Some(family) = m.family() else {
+            // Not IP: ARP, or another ethertype.
+            if router {
+                if m.class == EtherClass::Arp {
+                    self.punt(links, ingress, packet);
+                } else {
+                    self.drop_packet(DropReason::NotIp);
+                }
+            } else {
+                self.wire_forward(ingress, packet);
+            }
+            return;
+        };
+        let transport = classify(&m);
+
+        // Where would it go?
+        let hop = if router {
+            if self.routes.local_port(family, &m.dst).is_some()
+                || m.proto == PROTO_VRRP
+                || m.is_neighbor_discovery()
+            {
+                return self.punt(links, ingress, packet);
+            }
+            if is_multicast(family, &m.dst) {
+                return self.drop_packet(DropReason::LocalUnhandled);
+            }
+            match self.routes.lookup(family, &m.dst) {
+                Some(hop) => Some(hop),
+                None => return self.drop_packet(DropReason::NoRoute),
+            }
+        } else {
+            None
+        };
+        let egress = match (&self.cfg.forwarding, hop) {
+            (_, Some(hop)) => hop.port,
+            (Forwarding::Wire { peer }, None) => {
+                match peer.get(usize::from(ingress.0)).copied().flatten() {
+                    Some(p) => p,
+                    None => return self.drop_packet(DropReason::NoRoute),
+                }
+            }
+            (Forwarding::Router, None) => return self.drop_packet(DropReason::NoRoute),
+        };
+        if matches!(m.fragment, Fragment::Later { .. }) {
+            return self.drop_packet(DropReason::Fragment);
+        }
+
+        if let Transport::IcmpError { quoted } = transport {
+            if !self.icmp_error_fits(&quoted) {
+                return self.drop_packet(DropReason::IcmpNoState);
+            }
+            return self.forward(io, links, packet, &m, ingress, egress, hop, now);
+        }
+
+        let (sport, dport) = ports_of(&m);
+        let src = Endpoint {
+            addr: m.src,
+            port: sport,
+        };
+        let dst = Endpoint {
+            addr: m.dst,
+            port: dport,
+        };
+        let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
+        let hash = key.table_hash();
+        if let Some(index) = self.table.find(&key, hash) {
+            match self.track(links, index, src_first, &transport, frame_len as u32, now) {
+                Ok(()) => {
+                    self.counters.state_hits.inc();
+                    self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                }
+                Err(reason) => self.drop_packet(reason),
+            }
+            return;
+        }
+
+        let input = RuleInput {
+            ingress,
+            egress: Some(egress),
+            family,
+            proto: m.proto,
+            src: m.src,
+            dst: m.dst,
+            sport,
+            dport,
+            icmp: icmp_type_code(&m),
+            tcp_flags: match transport {
+                Transport::Tcp(seg) => Some(seg.flags),
+                _ => None,
+            },
+        };
+        let decision = self.rules.evaluate(&input);
+        if let Some(rule) = decision.rule
+            && let Some(c) = self.rule_counters.get(rule)
+        {
+            c[0].inc();
+        }
+        match decision.verdict {
+            Verdict::Block { answer } => {
+                if answer {
+                    self.answer_blocked(io, &packet, ingress, &m);
+                }
+                let reason = if decision.rule.is_some() {
+                    DropReason::BlockedByRule
+                } else {
+                    DropReason::BlockedByDefault
+                };
+                self.drop_packet(reason)
+            }
+            Verdict::Pass { keep_state: false } => {
+                self.forward(io, links, packet, &m, ingress, egress, hop, now)
+            }
+            Verdict::Pass { keep_state: true } => {
+                let tracking = match transport {
+                    Transport::Tcp(_) => Tracking::Tcp,
+                    Transport::Udp => Tracking::Udp,
+                    Transport::IcmpEcho => Tracking::IcmpEcho,
+                    _ => Tracking::Other,
+                };
+                let peers = match transport {
+                    Transport::Tcp(seg) => tcp::initial_peers(&seg),
+                    _ => initial_pseudo_peers(),
+                };
+                let class = tracking.first_timeout();
+                let id = StateId(self.next_id);
+                let state = State {
+                    key,
+                    initiator_first: src_first,
+                    tracking,
+                    peers,
+                    creator: self.cfg.creator,
+                    id,
+                    rule: decision.rule.map_or(NO_RULE, |r| r as u32),
+                    created: now,
+                    expires: now + self.timeout(class),
+                    timeout: class,
+                    packets: [1, 0],
+                    bytes: [frame_len as u64, 0],
+                    origin: 0,
+                    sync: SyncMark::of(&peers, now.secs() as u32),
+                };
+                match self.table.insert(state) {
+                    Ok(index) => {
+                        self.next_id += self.cfg.workers.max(1) as u64;
+                        self.counters.states_created.inc();
+                        if let Some(rule) = decision.rule
+                            && let Some(c) = self.rule_counters.get(rule)
+                        {
+                            c[1].inc();
+                        }
+                        let defer = self.cfg.defer.is_some() && self.cfg.push.is_some();
+                        if self.cfg.push.is_some() {
+                            let record = record_of(self.table.get(index), now);
+                            self.send_event(
+                                links,
+                                LocalEvent::Inserted {
+                                    record,
+                                    deferred: defer,
+                                    at: now,
+                                },
+                            );
+                        }
+                        if defer {
+                            let name = StateName {
+                                creator: self.cfg.creator,
+                                id,
+                            };
+                            self.table.get_mut(index).origin |= origin::DEFERRED;
+                            return self.forward_held(
+                                io, links, packet, &m, ingress, egress, hop, now, name,
+                            );
+                        }
+                        self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                    }
+                    Err(InsertError::Full) => self.drop_packet(DropReason::StateLimit),
+                    // Cannot happen for a key we just looked up, nor for a fresh id; treat as a hit.
+                    Err(InsertError::KeyExists(_) | InsertError::IdExists(_)) => {
+                        self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the packet against its state; `Err` is the reason to drop it.
+    fn track<L: WorkerLinks<B>>(
+        &mut self,
+        links: &mut L,
+        index: u32,
+        src_first: bool,
+        transport: &Transport,
+        bytes: u32,
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        let st = self.table.get_mut(index);
+        let side = st.side_of(src_first);
+        let class = match (st.tracking, transport) {
+            (Tracking::Tcp, Transport::Tcp(seg)) => match tcp::track(&mut st.peers, side, seg) {
+                Ok(accept) => accept.refresh,
+                Err(TcpRefusal::OutOfWindow) => return Err(DropReason::OutOfWindow),
+                Err(TcpRefusal::ReuseOfClosed) => {
+                    // pf drops this SYN and forgets the old connection; the retransmitted SYN opens anew.
+                    let gone = self.table.remove(index);
+                    self.report_delete(links, &gone);
+                    return Err(DropReason::BlockedByDefault);
+                }
+            },
+            (tracking, _) => Some(track_pseudo(&mut st.peers, side, tracking)),
+        };
+        let st = self.table.get_mut(index);
+        st.packets[side.index()] += 1;
+        st.bytes[side.index()] += u64::from(bytes);
+        if let Some(class) = class {
+            st.timeout = class;
+            let secs = self.cfg.timeouts[class as usize];
+            st.expires = now + Duration::secs(u64::from(secs));
+        }
+        let Some(push) = self.cfg.push else {
+            return Ok(());
+        };
+        let st = self.table.get_mut(index);
+        st.sync.updates = st.sync.updates.saturating_add(1);
+        let now_secs = now.secs() as u32;
+        let refresh = (self.cfg.timeouts[st.timeout as usize] / 4).max(1);
+        if push.should_report(&st.sync, &st.peers, now_secs, refresh) {
+            let update = StateUpdate {
+                name: StateName {
+                    creator: st.creator,
+                    id: st.id,
+                },
+                peers: st.peers,
+                timeout: st.timeout,
+                updates: st.sync.updates,
+            };
+            st.sync = SyncMark::of(&st.peers, now_secs);
+            self.send_event(links, LocalEvent::Updated { update, at: now });
+        }
+        Ok(())
+    }
+
+    fn icmp_error_fits(&self, quoted: &QuotedMeta) -> bool {
+        let (sport, dport, tcp_seq) = match quoted.l4 {
+            QuotedL4::Tcp {
+                src_port,
+                dst_port,
+                seq,
+            } => (src_port, dst_port, Some(seq)),
+            QuotedL4::Udp { src_port, dst_port } => (src_port, dst_port, None),
+            QuotedL4::IcmpEcho { id, .. } => (id, id, None),
+            // pf drops errors about later fragments: nothing identifies the flow.
+            QuotedL4::LaterFragment => return false,
+            QuotedL4::Other => (0, 0, None),
+        };
+        // The quoted packet travelled from the error's destination towards its source.
+        let src = Endpoint {
+            addr: quoted.src,
+            port: sport,
+        };
+        let dst = Endpoint {
+            addr: quoted.dst,
+            port: dport,
+        };
+        let (key, src_first) = FlowKey::of_packet(quoted.family, quoted.proto, src, dst);
+        let Some(index) = self.table.find(&key, key.table_hash()) else {
+            return false;
+        };
+        let st = self.table.get(index);
+        match (st.tracking, tcp_seq) {
+            (Tracking::Tcp, Some(seq)) => {
+                tcp::quoted_segment_fits(&st.peers, st.side_of(src_first), seq)
+            }
+            _ => true,
+        }
+    }
+
+    fn send_event<L: WorkerLinks<B>>(&self, links: &mut L, event: LocalEvent) {
+        if links.push_event(event) {
+            self.counters.events.inc();
+        } else {
+            self.counters.events_dropped.inc();
+        }
+    }
+
+    fn report_delete<L: WorkerLinks<B>>(&self, links: &mut L, st: &State) {
+        if self.cfg.push.is_some() {
+            self.send_event(
+                links,
+                LocalEvent::Deleted {
+                    name: StateName {
+                        creator: st.creator,
+                        id: st.id,
+                    },
+                },
+            );
+        }
+    }
+
+    fn punt<L: WorkerLinks<B>>(&self, links: &mut L, port: PortId, packet: B) {
+        match links.punt(port, packet) {
+            Ok(()) => self.counters.punted.inc(),
+            Err(_) => self.drop_packet(DropReason::PuntFull),
+        }
+    }
+
+    fn wire_forward(&mut self, ingress: PortId, packet: B) {
+        let Forwarding::Wire { peer } = &self.cfg.forwarding else {
+            return;
+        };
+        match peer.get(usize::from(ingress.0)).copied().flatten() {
+            Some(out) => self.tx[usize::from(out.0)].push(packet),
+            None => self.drop_packet(DropReason::NoRoute),
+        }
+    }
+
+    /// Prepares a packet to leave by `egress` (router mode: TTL and MACs).
+    fn prepare<L: WorkerLinks<B>>(
+        &mut self,
+        links: &mut L,
+        packet: &mut B,
+        m: &PacketMeta,
+        egress: PortId,
+        hop: Option<NextHop>,
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        let Some(hop) = hop else { return Ok(()) };
+        let Some(mac) = self.neighbors.get(&hop) else {
+            self.ask_resolution(links, hop, now);
+            return Err(DropReason::NoNeighbor);
+        };
+        let src_mac = self
+            .cfg
+            .ports
+            .get(usize::from(egress.0))
+            .map_or([0; 6], |p| p.mac);
+        route_rewrite(packet.as_mut(), m, mac, src_mac).map_err(|e| match e {
+            RewriteError::TtlExpired => DropReason::TtlExceeded,
+            RewriteError::NotIp => DropReason::NotIp,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        mut packet: B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<NextHop>,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        match self.prepare(links, &mut packet, m, egress, hop, now) {
+            Ok(()) => self.tx[usize::from(egress.0)].push(packet),
+            Err(reason) => self.refuse(io, &packet, m, ingress, reason),
+        }
+    }
+
+    /// Drops a packet that cannot leave, answering a TTL that ran out.
+    fn refuse<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        packet: &B,
+        m: &PacketMeta,
+        ingress: PortId,
+        reason: DropReason,
+    ) {
+        if reason == DropReason::TtlExceeded
+            && let Some(router) = m
+                .family()
+                .and_then(|f| self.routes.port_address(ingress, f))
+        {
+            let mac = self
+                .cfg
+                .ports
+                .get(usize::from(ingress.0))
+                .map_or([0; 6], |p| p.mac);
+            if let Some(mut answer) = time_exceeded(packet.as_ref(), m, &router) {
+                answer.ends.src_mac = crate::wire::ethernet::MacAddr(mac);
+                self.originate(io, ingress, &answer);
+            }
+        }
+        self.drop_packet(reason);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_held<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        mut packet: B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<NextHop>,
+        now: Instant,
+        name: StateName,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        if let Err(reason) = self.prepare(links, &mut packet, m, egress, hop, now) {
+            return self.refuse(io, &packet, m, ingress, reason);
+        }
+        let Some(defer) = self.cfg.defer else {
+            return self.tx[usize::from(egress.0)].push(packet);
+        };
+        if self.held.len() >= defer.limit
+            && let Some(oldest) = self.held.pop_front()
+        {
+            // pf: at the limit the oldest held packet goes out at once.
+            self.counters.deferred_overflow.inc();
+            self.tx[usize::from(oldest.port.0)].push(oldest.packet);
+        }
+        self.counters.deferred.inc();
+        self.held.push_back(Held {
+            name,
+            port: egress,
+            packet,
+            deadline: now + defer.backstop,
+        });
+    }
+
+    fn release(&mut self, name: StateName) {
+        if let Some(pos) = self.held.iter().position(|h| h.name == name)
+            && let Some(held) = self.held.remove(pos)
+        {
+            self.counters.deferred_released.inc();
+            self.tx[usize::from(held.port.0)].push(held.packet);
+        }
+    }
+
+    fn release_due(&mut self, now: Instant) {
+        while self.held.front().is_some_and(|h| h.deadline <= now) {
+            if let Some(held) = self.held.pop_front() {
+                self.counters.deferred_backstop.inc();
+                self.tx[usize::from(held.port.0)].push(held.packet);
+            }
+        }
+    }
+
+    fn ask_resolution<L: WorkerLinks<B>>(&mut self, links: &mut L, hop: NextHop, now: Instant) {
+        // Ask at most once a second per next hop.
+        while self
+            .asked
+            .front()
+            .is_some_and(|(_, at)| now.since(*at) > Duration::secs(1))
+        {
+            self.asked.pop_front();
+        }
+        if self.asked.iter().any(|(h, _)| *h == hop) {
+            return;
+        }
+        if links.resolve(hop) && self.asked.len() < self.asked.capacity() {
+            self.asked.push_back((hop, now));
+        }
+    }
+
+    /// Sends a packet the worker makes itself (an answer) out of `port`.
+    fn originate<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        port: PortId,
+        answer: &build::Answer<'_>,
+    ) {
+        let Some(mut out) = io.alloc() else { return };
+        let len = answer.buffer_len();
+        if !out.set_len(len) {
+            return;
+        }
+        if answer.emit_into(out.as_mut()).is_ok() {
+            self.counters.originated.inc();
+            self.tx[usize::from(port.0)].push(out);
+        }
+    }
+
+    /// Answers a packet a `block return` rule refused: a RST for TCP, port unreachable for the rest.
+    fn answer_blocked<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        packet: &B,
+        ingress: PortId,
+        m: &PacketMeta,
+    ) {
+        let frame = packet.as_ref();
+        let answer = match m.l4 {
+            L4::Tcp(_) => build::reset_for(frame, m, build::DEFAULT_HOP_LIMIT),
+            _ => {
+                // Port unreachable: code 3 in ICMP (RFC 792), code 4 in ICMPv6 (RFC 4443 section 3.1).
+                let code = if m.family() == Some(Family::Inet6) {
+                    4
+                } else {
+                    3
+                };
+                build::unreachable_for(frame, m, code, build::DEFAULT_HOP_LIMIT)
+            }
+        };
+        if let Some(answer) = answer {
+            self.originate(io, ingress, &answer);
+        }
+    }
+
+    fn expire<L: WorkerLinks<B>>(&mut self, links: &mut L, now: Instant) {
+        let mut gone = Vec::new();
+        let expired = self.table.expire(now, EXPIRY_PER_POLL, |st| {
+            gone.push(StateName {
+                creator: st.creator,
+                id: st.id,
+            });
+        });
+        if expired == 0 {
+            return;
+        }
+        self.counters.states_expired.add(expired as u64);
+        if self.cfg.push.is_some() {
+            for name in gone {
+                self.send_event(links, LocalEvent::Deleted { name });
+            }
+        }
+    }
+
+    fn apply_control<L: WorkerLinks<B>>(&mut self, links: &mut L) {
+        while let Some(op) = links.pop_control() {
+            match op {
+                ControlOp::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
+                ControlOp::NeighborGone { port, addr } => self.neighbors.remove(port, &addr),
+            }
+        }
+    }
+
+    fn apply_ops<IO: PortIo<Buf = B>, L: WorkerLinks<B>>(
+        &mut self,
+        _io: &mut IO,
+        links: &mut L,
+        now: Instant,
+    ) {
+        for _ in 0..OPS_PER_POLL {
+            let Some(op) = links.pop_op() else { return };
+            self.counters.ops.inc();
+            match op {
+                PeerOp::Insert { record } => self.peer_insert(record, now),
+                PeerOp::Update { update } => self.peer_update(update, now),
+                PeerOp::Delete { name } => {
+                    if let Some(index) = self.table.find_id(name.creator, name.id) {
+                        self.table.remove(index);
+                        self.counters.states_removed_by_peers.inc();
+                    }
+                    self.held.retain(|h| h.name != name);
+                }
+                PeerOp::Clear { creator } => {
+                    let doomed: Vec<u32> = self
+                        .table
+                        .iter()
+                        .filter(|(_, s)| s.creator == creator)
+                        .map(|(i, _)| i)
+                        .collect();
+                    for index in doomed {
+                        self.table.remove(index);
+                        self.counters.states_removed_by_peers.inc();
+                    }
+                }
+                PeerOp::ReleaseDeferred { name, .. } => {
+                    self.release(name);
+                    if let Some(index) = self.table.find_id(name.creator, name.id) {
+                        self.table.get_mut(index).origin &= !origin::DEFERRED;
+                    }
+                }
+                PeerOp::ReadOne { name } => {
+                    if let Some(index) = self.table.find_id(name.creator, name.id) {
+                        let record = record_of(self.table.get(index), now);
+                        self.send_event(
+                            links,
+                            LocalEvent::Snapshot {
+                                record,
+                                request: SnapshotRequest::One,
+                            },
+                        );
+                    }
+                }
+                PeerOp::ReadBulk { request, budget } => {
+                    let cursor = match self.bulk_read {
+                        Some((r, cursor, _)) if r == request => cursor,
+                        _ => 0,
+                    };
+                    self.bulk_read = Some((request, cursor, budget));
+                    self.continue_bulk_read(links, now);
+                }
+            }
+        }
+    }
+
+    /// Reads states out for a bulk update, as far as the budget and the event queue allow.
+    fn continue_bulk_read<L: WorkerLinks<B>>(&mut self, links: &mut L, now: Instant) {
+        let Some((request, mut cursor, mut budget)) = self.bulk_read else {
+            return;
+        };
+        while budget > 0 {
+            let Some(index) = self.table.next_live(cursor) else {
+                if links.push_event(LocalEvent::SnapshotDone { request }) {
+                    self.bulk_read = None;
+                } else {
+                    self.bulk_read = Some((request, cursor, budget));
+                }
+                return;
+            };
+            let record = record_of(self.table.get(index), now);
+            if !links.push_event(LocalEvent::Snapshot {
+                record,
+                request: SnapshotRequest::Bulk(request),
+            }) {
+                break;
+            }
+            cursor = index + 1;
+            budget -= 1;
+        }
+        self.bulk_read = Some((request, cursor, budget));
+    }
+
+    fn peer_insert(&mut self, record: StateRecord, now: Instant) {
+        let src = Endpoint {
+            addr: record.addr[0],
+            port: record.port[0],
+        };
+        let dst = Endpoint {
+            addr: record.addr[1],
+            port: record.port[1],
+        };
+        let (key, initiator_first) = FlowKey::of_packet(record.family, record.proto, src, dst);
+        if let Some(index) = self.table.find(&key, key.table_hash()) {
+            // We have this flow (its two first packets crossed through two nodes): keep ours, merge theirs.
+            let st = self.table.get_mut(index);
+            merge_into(st, &record.peers);
+            return;
+        }
+        let tracking = match record.proto {
+            6 => Tracking::Tcp,
+            17 => Tracking::Udp,
+            1 | 58 => Tracking::IcmpEcho,
+            _ => Tracking::Other,
+        };
+        let expires = if record.expire_secs > 0 {
+            now + Duration::secs(u64::from(record.expire_secs))
+        } else {
+            now + self.timeout(record.timeout)
+        };
+        let state = State {
+            key,
+            initiator_first,
+            tracking,
+            peers: record.peers,
+            creator: record.name.creator,
+            id: record.name.id,
+            rule: NO_RULE,
+            created: now - Duration::secs(u64::from(record.age_secs)),
+            expires,
+            timeout: record.timeout,
+            packets: record.packets,
+            bytes: record.bytes,
+            origin: origin::FROM_PEER,
+            sync: SyncMark::of(&record.peers, now.secs() as u32),
+        };
+        match self.table.insert(state) {
+            Ok(_) => self.counters.states_from_peers.inc(),
+            Err(InsertError::IdExists(index)) => {
+                merge_into(self.table.get_mut(index), &record.peers)
+            }
+            Err(InsertError::Full) => self.drop_packet(DropReason::StateLimit),
+            Err(InsertError::KeyExists(_)) => {}
+        }
+    }
+
+    fn peer_update(&mut self, update: StateUpdate, now: Instant) {
+        let Some(index) = self.table.find_id(update.name.creator, update.name.id) else {
+            return;
+        };
+        let st = self.table.get_mut(index);
+        merge_into(st, &update.peers);
+        // A peer saw traffic on it: its expiry restarts, with the class both views agree on.
+        let class = match st.tracking {
+            Tracking::Tcp => tcp::timeout_class(&st.peers[0], &st.peers[1]),
+            _ => update.timeout.max(st.timeout),
+        };
+        st.timeout = class;
+        st.expires = st
+            .expires
+            .max(now + Duration::secs(u64::from(self.cfg.timeouts[class as usize])));
+        // Peers know what they sent us: no need to report it back.
+        let updates = st.sync.updates;
+        st.sync = SyncMark::of(&st.peers, now.secs() as u32);
+        st.sync.updates = updates;
+        self.release(update.name);
+    }
+}
+
+fn merge_into(st: &mut State, peers: &[tandem_sync::state::TcpPeer; 2]) {
+    if st.tracking == Tracking::Tcp {
+        merge::merge_tcp(&mut st.peers, peers);
+    } else {
+        merge::merge_pseudo(&mut st.peers, peers);
+    }
+}
+
+/// The protocol record of a state, endpoint 0 being the initiator.
+pub fn record_of(st: &State, now: Instant) -> StateRecord {
+    let (a, b) = if st.initiator_first {
+        (st.key.ends[0], st.key.ends[1])
+    } else {
+        (st.key.ends[1], st.key.ends[0])
+    };
+    StateRecord {
+        name: StateName {
+            creator: st.creator,
+            id: st.id,
+        },
+        family: st.key.family,
+        proto: st.key.proto,
+        addr: [a.addr, b.addr],
+        port: [a.port, b.port],
+        peers: st.peers,
+        timeout: st.timeout,
+        expire_secs: st.expires.since(now).as_micros().div_ceil(1_000_000) as u32,
+        age_secs: now.since(st.created).as_micros().div_euclid(1_000_000) as u32,
+        packets: st.packets,
+        bytes: st.bytes,
+        rule: st.rule,
+        flags: 0,
+    }
+}
+
+fn classify(m: &PacketMeta) -> Transport {
+    match m.l4 {
+        L4::Tcp(t) => Transport::Tcp(TcpSegment {
+            seq: t.seq,
+            ack: t.ack,
+            flags: t.flags.0,
+            win: t.window,
+            payload_len: u32::from(t.payload_len),
+            wscale: t.syn_options.and_then(|s| s.window_scale),
+            mss: t.syn_options.and_then(|s| s.mss),
+        }),
+        L4::Udp(_) => Transport::Udp,
+        L4::Icmp(i) => match i.kind {
+            IcmpKind::EchoRequest { .. } | IcmpKind::EchoReply { .. } => Transport::IcmpEcho,
+            IcmpKind::Error(quoted) => Transport::IcmpError { quoted },
+            IcmpKind::Other => Transport::IcmpOther,
+        },
+        L4::Fragment { .. } | L4::Other => Transport::Other,
+    }
+}
+
+fn ports_of(m: &PacketMeta) -> (u16, u16) {
+    match m.l4 {
+        L4::Tcp(t) => (t.src_port, t.dst_port),
+        L4::Udp(u) => (u.src_port, u.dst_port),
+        // An echo and its reply share the identifier: it stands for both ports.
+        L4::Icmp(i) => match i.kind {
+            IcmpKind::EchoRequest { id, .. } | IcmpKind::EchoReply { id, .. } => (id, id),
+            _ => (0, 0),
+        },
+        _ => (0, 0),
+    }
+}
+
+fn icmp_type_code(m: &PacketMeta) -> Option<(u8, u8)> {
+    match m.l4 {
+        L4::Icmp(i) => Some((i.icmp_type, i.code)),
+        _ => None,
+    }
+}
+
+fn is_multicast(family: Family, addr: &Addr) -> bool {
+    match family {
+        Family::Inet => addr[0] >= 224 || addr[..4] == [255, 255, 255, 255],
+        Family::Inet6 => addr[0] == 0xff,
+    }
+}

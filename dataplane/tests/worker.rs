@@ -1,0 +1,649 @@
+//! The worker end to end over in-memory ports: frames in, frames out, counters, and what it tells the sync
+//! core. Each test builds a profile, sends real frames through `Worker::poll` and checks what comes out.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tandem_config::{PortId, Profile};
+use tandem_dataplane::counters::{DropReason, WorkerCounters};
+use tandem_dataplane::io::MemoryIo;
+use tandem_dataplane::route::{NextHop, RouteTable, addr_of};
+use tandem_dataplane::rules::RuleSet;
+use tandem_dataplane::wire::build::{self, Endpoints};
+use tandem_dataplane::wire::checksum::ChecksumCaps;
+use tandem_dataplane::wire::ethernet::MacAddr;
+use tandem_dataplane::wire::meta::{IcmpKind, L4, parse_meta};
+use tandem_dataplane::wire::tcp::{TcpFlags, TcpRepr};
+use tandem_dataplane::wire::udp::UdpRepr;
+use tandem_dataplane::worker::{
+    ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
+};
+use tandem_sync::event::{LocalEvent, PeerOp, ReleaseReason, StateName};
+use tandem_sync::time::{Duration, Instant};
+
+const INSIDE: PortId = PortId(0);
+const OUTSIDE: PortId = PortId(1);
+const CLIENT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x10]);
+const SERVER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x20]);
+const FW_IN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const FW_OUT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 2];
+
+#[derive(Default)]
+struct Links {
+    events: Vec<LocalEvent>,
+    event_room: Option<usize>,
+    ops: VecDeque<PeerOp>,
+    control: VecDeque<ControlOp>,
+    punted: Vec<(PortId, Vec<u8>)>,
+    resolve: Vec<NextHop>,
+}
+
+impl WorkerLinks<Vec<u8>> for Links {
+    fn push_event(&mut self, event: LocalEvent) -> bool {
+        if self
+            .event_room
+            .is_some_and(|room| self.events.len() >= room)
+        {
+            return false;
+        }
+        self.events.push(event);
+        true
+    }
+    fn pop_op(&mut self) -> Option<PeerOp> {
+        self.ops.pop_front()
+    }
+    fn pop_control(&mut self) -> Option<ControlOp> {
+        self.control.pop_front()
+    }
+    fn punt(&mut self, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.punted.push((port, packet));
+        Ok(())
+    }
+    fn resolve(&mut self, hop: NextHop) -> bool {
+        self.resolve.push(hop);
+        true
+    }
+}
+
+struct Bench {
+    worker: Worker<Vec<u8>>,
+    io: MemoryIo,
+    links: Links,
+    counters: Arc<WorkerCounters>,
+    now: Instant,
+}
+
+fn profile(body: &str) -> Profile {
+    let src = format!(
+        "node: {{name: fw, host-id: 0x0a000001}}\nports:\n  - {{name: inside, device: net_null0, addresses: [198.18.0.1/24]}}\n  - {{name: outside, device: net_null1, addresses: [198.19.0.1/24]}}\nworkers: {{cores: [0]}}\n{body}"
+    );
+    tandem_config::parse(&src, "test").unwrap_or_else(|e| panic!("{}", e.report()))
+}
+
+fn bench(body: &str) -> Bench {
+    let p = profile(body);
+    let ports = vec![PortInfo { mac: FW_IN_MAC }, PortInfo { mac: FW_OUT_MAC }];
+    let cfg = WorkerConfig::from_profile(&p, 0, ports, 1 << 32);
+    let counters = Arc::new(WorkerCounters::new(
+        tandem_dataplane::wire::meta::Malformed::COUNT,
+    ));
+    let worker = Worker::new(
+        cfg,
+        Arc::new(RuleSet::compile(&p.rules)),
+        Arc::new(RouteTable::from_profile(&p)),
+        counters.clone(),
+        rule_counters(p.rules.len()),
+        Instant::ZERO,
+    );
+    Bench {
+        worker,
+        io: MemoryIo::new(2),
+        links: Links::default(),
+        counters,
+        now: Instant(1_000_000),
+    }
+}
+
+impl Bench {
+    fn send(&mut self, port: PortId, frame: Vec<u8>) -> Vec<Vec<u8>> {
+        self.io.inject(port, frame);
+        self.worker
+            .poll(&mut self.io, &mut self.links, &[INSIDE, OUTSIDE], self.now);
+        let out_port = if port == INSIDE { OUTSIDE } else { INSIDE };
+        self.io.take_sent(out_port)
+    }
+
+    fn answers(&mut self, port: PortId) -> Vec<Vec<u8>> {
+        self.io.take_sent(port)
+    }
+
+    fn dropped(&self, reason: DropReason) -> u64 {
+        self.counters.dropped(reason)
+    }
+}
+
+/// The client 198.18.0.10:40000 talks to the server 198.19.0.20:80.
+fn c2s(seq: u32, ack: u32, flags: TcpFlags, len: usize) -> Vec<u8> {
+    let ends = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, 20].into(),
+    );
+    let repr = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq,
+        ack,
+        flags,
+        window: 65535,
+        ..TcpRepr::default()
+    };
+    build::tcp(&ends, &repr, &vec![0x5a; len]).expect("builds")
+}
+
+fn s2c(seq: u32, ack: u32, flags: TcpFlags, len: usize) -> Vec<u8> {
+    let ends = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 20].into(),
+        [198, 18, 0, 10].into(),
+    );
+    let repr = TcpRepr {
+        src_port: 80,
+        dst_port: 40000,
+        seq,
+        ack,
+        flags,
+        window: 65535,
+        ..TcpRepr::default()
+    };
+    build::tcp(&ends, &repr, &vec![0x5a; len]).expect("builds")
+}
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+
+fn syn_ack() -> TcpFlags {
+    TcpFlags::SYN | TcpFlags::ACK
+}
+
+const WIRE_PASS: &str = "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\n";
+
+#[test]
+fn in_wire_mode_a_stateful_connection_passes_both_ways_unchanged() {
+    let mut b = bench(WIRE_PASS);
+    let syn = c2s(1000, 0, SYN, 0);
+    assert_eq!(b.send(INSIDE, syn.clone()), [syn]);
+    let reply = s2c(5000, 1001, syn_ack(), 0);
+    assert_eq!(
+        b.send(OUTSIDE, reply.clone()),
+        [reply],
+        "the reply matches the state"
+    );
+    let data = c2s(1001, 5001, ACK, 1448);
+    assert_eq!(b.send(INSIDE, data.clone()), [data]);
+    assert_eq!(b.worker.table().len(), 1);
+    assert_eq!(b.counters.states_created.get(), 1);
+    assert_eq!(b.counters.state_hits.get(), 2);
+}
+
+#[test]
+fn connections_from_the_other_side_are_blocked_by_default() {
+    let mut b = bench(WIRE_PASS);
+    assert!(b.send(OUTSIDE, s2c(5000, 0, SYN, 0)).is_empty());
+    assert!(
+        b.send(OUTSIDE, s2c(5000, 77, ACK, 10)).is_empty(),
+        "a stray ACK opens nothing"
+    );
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 2);
+    assert!(b.worker.table().is_empty());
+}
+
+#[test]
+fn a_segment_outside_the_window_is_dropped_and_counted() {
+    let mut b = bench(WIRE_PASS);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    // 200 KB past what the server's 64 KB window allows.
+    assert!(
+        b.send(INSIDE, c2s(1001 + 200_000, 5001, ACK, 1448))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+    // An ACK acknowledging data the client never sent.
+    assert!(
+        b.send(OUTSIDE, s2c(5001, 1001 + 100_000, ACK, 0))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 2);
+    // The connection goes on.
+    assert_eq!(b.send(INSIDE, c2s(1001, 5001, ACK, 1448)).len(), 1);
+}
+
+#[test]
+fn rule_counters_count_packets_and_states() {
+    let mut b = bench(
+        "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: block, proto: tcp, to-port: 25}\n  - {action: pass, direction: in, port: inside}\n",
+    );
+    let smtp = {
+        let ends = Endpoints::v4(
+            CLIENT_MAC,
+            MacAddr(FW_IN_MAC),
+            [198, 18, 0, 10].into(),
+            [198, 19, 0, 20].into(),
+        );
+        let repr = TcpRepr {
+            src_port: 40001,
+            dst_port: 25,
+            seq: 1,
+            flags: SYN,
+            window: 1000,
+            ..TcpRepr::default()
+        };
+        build::tcp(&ends, &repr, &[]).expect("builds")
+    };
+    assert!(b.send(INSIDE, smtp).is_empty());
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    assert_eq!(b.dropped(DropReason::BlockedByRule), 1);
+    assert_eq!(b.counters.states_created.get(), 1);
+}
+
+#[test]
+fn a_full_shard_refuses_new_states_and_keeps_the_old_ones() {
+    let mut b = bench(&format!("{WIRE_PASS}limits: {{states: 3}}\n"));
+    for port in 0..5u16 {
+        let ends = Endpoints::v4(
+            CLIENT_MAC,
+            MacAddr(FW_IN_MAC),
+            [198, 18, 0, 10].into(),
+            [198, 19, 0, 20].into(),
+        );
+        let repr = TcpRepr {
+            src_port: 1000 + port,
+            dst_port: 80,
+            seq: 1,
+            flags: SYN,
+            window: 1000,
+            ..TcpRepr::default()
+        };
+        b.send(INSIDE, build::tcp(&ends, &repr, &[]).expect("builds"));
+    }
+    assert_eq!(b.worker.table().len(), 3);
+    assert_eq!(b.dropped(DropReason::StateLimit), 2);
+}
+
+#[test]
+fn udp_and_icmp_echo_make_pseudo_states() {
+    let mut b = bench(WIRE_PASS);
+    let out = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, 53].into(),
+    );
+    let back = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 53].into(),
+        [198, 18, 0, 10].into(),
+    );
+    let query = build::udp(
+        &out,
+        &UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        },
+        b"q",
+    )
+    .expect("builds");
+    let answer = build::udp(
+        &back,
+        &UdpRepr {
+            src_port: 53,
+            dst_port: 5353,
+        },
+        b"a",
+    )
+    .expect("builds");
+    assert_eq!(b.send(INSIDE, query).len(), 1);
+    assert_eq!(b.send(OUTSIDE, answer).len(), 1);
+    let ping = build::icmp_echo(
+        &out,
+        build::Echo {
+            request: true,
+            ident: 7,
+            seq_no: 1,
+        },
+        b"x",
+    )
+    .expect("builds");
+    let pong = build::icmp_echo(
+        &back,
+        build::Echo {
+            request: false,
+            ident: 7,
+            seq_no: 1,
+        },
+        b"x",
+    )
+    .expect("builds");
+    assert_eq!(b.send(INSIDE, ping).len(), 1);
+    assert_eq!(b.send(OUTSIDE, pong).len(), 1);
+    let stray = build::icmp_echo(
+        &back,
+        build::Echo {
+            request: false,
+            ident: 8,
+            seq_no: 1,
+        },
+        b"x",
+    )
+    .expect("builds");
+    assert!(
+        b.send(OUTSIDE, stray).is_empty(),
+        "a reply with another id has no state"
+    );
+    assert_eq!(b.worker.table().len(), 2);
+}
+
+#[test]
+fn an_icmp_error_about_a_flow_passes_only_if_its_quote_fits_the_window() {
+    let mut b = bench(WIRE_PASS);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    // A router beyond the firewall reports the client's segment unreachable.
+    let router = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 254].into(),
+        [198, 18, 0, 10].into(),
+    );
+    let offending = c2s(1001, 5001, ACK, 100);
+    let quoted = &offending[14..];
+    let error =
+        build::icmp_error(&router, build::IcmpError::Unreachable(1), quoted).expect("builds");
+    assert_eq!(b.send(OUTSIDE, error).len(), 1);
+    let forged = c2s(1001 + 500_000, 5001, ACK, 100);
+    let error = build::icmp_error(&router, build::IcmpError::Unreachable(1), &forged[14..])
+        .expect("builds");
+    assert!(b.send(OUTSIDE, error).is_empty());
+    assert_eq!(b.dropped(DropReason::IcmpNoState), 1);
+}
+
+#[test]
+fn block_return_answers_tcp_with_a_reset() {
+    let mut b = bench(
+        "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: block, return: true}\n",
+    );
+    assert!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).is_empty());
+    let answers = b.answers(INSIDE);
+    assert_eq!(answers.len(), 1);
+    let m = parse_meta(&answers[0], ChecksumCaps::SOFTWARE).expect("valid");
+    match m.l4 {
+        L4::Tcp(t) => {
+            assert!(t.flags.contains(TcpFlags::RST));
+            assert_eq!(t.ack, 1001);
+            assert_eq!((t.src_port, t.dst_port), (80, 40000));
+        }
+        other => panic!("expected a RST, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_frames_are_dropped_with_their_reason() {
+    let mut b = bench(WIRE_PASS);
+    let mut frame = c2s(1000, 0, SYN, 0);
+    frame.truncate(30);
+    assert!(b.send(INSIDE, frame).is_empty());
+    assert_eq!(b.dropped(DropReason::Malformed), 1);
+    assert_eq!(b.counters.malformed.iter().map(|c| c.get()).sum::<u64>(), 1);
+}
+
+const ROUTER: &str = "rules:\n  - {action: pass, direction: in, port: inside}\n";
+
+#[test]
+fn a_router_asks_for_an_unknown_neighbour_then_forwards_with_ttl_and_macs_rewritten() {
+    let mut b = bench(ROUTER);
+    let syn = c2s(1000, 0, SYN, 0);
+    assert!(b.send(INSIDE, syn.clone()).is_empty());
+    assert_eq!(b.dropped(DropReason::NoNeighbor), 1);
+    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
+    assert_eq!(
+        b.links.resolve,
+        [NextHop {
+            port: OUTSIDE,
+            addr: server
+        }]
+    );
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: server,
+        mac: SERVER_MAC.0,
+    });
+    let out = b.send(INSIDE, syn);
+    assert_eq!(out.len(), 1);
+    let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE)
+        .expect("a valid frame with a valid IPv4 checksum");
+    assert_eq!(m.ttl, 63);
+    assert_eq!(&out[0][..12], &[SERVER_MAC.0, FW_OUT_MAC].concat()[..]);
+}
+
+#[test]
+fn a_router_answers_an_expiring_ttl_with_time_exceeded() {
+    let mut b = bench(ROUTER);
+    let ends = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, 20].into(),
+    )
+    .with_hop_limit(1);
+    let repr = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        seq: 1,
+        flags: SYN,
+        window: 1000,
+        ..TcpRepr::default()
+    };
+    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: server,
+        mac: SERVER_MAC.0,
+    });
+    assert!(
+        b.send(INSIDE, build::tcp(&ends, &repr, &[]).expect("builds"))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::TtlExceeded), 1);
+    let answers = b.answers(INSIDE);
+    let m = parse_meta(&answers[0], ChecksumCaps::SOFTWARE).expect("valid");
+    assert!(
+        matches!(m.l4, L4::Icmp(i) if i.icmp_type == 11 && matches!(i.kind, IcmpKind::Error(_)))
+    );
+    assert_eq!(
+        &m.src[..4],
+        &[198, 18, 0, 1],
+        "from the router's inside address"
+    );
+}
+
+#[test]
+fn arp_and_packets_for_the_appliance_are_punted_in_router_mode() {
+    let mut b = bench(ROUTER);
+    let arp = build::arp_request(
+        MacAddr(CLIENT_MAC.0),
+        [198, 18, 0, 10].into(),
+        [198, 18, 0, 1].into(),
+        None,
+    );
+    b.send(INSIDE, arp);
+    let ends = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 18, 0, 1].into(),
+    );
+    let ping = build::icmp_echo(
+        &ends,
+        build::Echo {
+            request: true,
+            ident: 1,
+            seq_no: 1,
+        },
+        b"",
+    )
+    .expect("builds");
+    b.send(INSIDE, ping);
+    assert_eq!(b.links.punted.len(), 2);
+    assert_eq!(b.counters.punted.get(), 2);
+}
+
+fn synced(defer: bool) -> Bench {
+    let sync = format!(
+        "forwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, direction: in, port: inside}}\nsync: {{interface: sync0, core: 0, transport: udp, peers: [198.20.0.2]{}}}\n",
+        if defer {
+            ", defer: {enabled: true, timeout-us: 20000}"
+        } else {
+            ""
+        }
+    );
+    bench(&sync)
+}
+
+#[test]
+fn a_new_state_is_reported_to_the_sync_core() {
+    let mut b = synced(false);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    match b.links.events.as_slice() {
+        [
+            LocalEvent::Inserted {
+                record,
+                deferred: false,
+                ..
+            },
+        ] => {
+            assert_eq!(record.port, [40000, 80], "endpoint 0 is the initiator");
+            assert_eq!(&record.addr[0][..4], &[198, 18, 0, 10]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn progress_is_reported_by_the_quantum_not_per_packet() {
+    let mut b = synced(false);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    let before = b.links.events.len();
+    let mut seq = 1001;
+    for _ in 0..30 {
+        b.send(INSIDE, c2s(seq, 5001, ACK, 1000));
+        seq += 1000;
+    }
+    let updates = b.links.events.len() - before;
+    // 30 KB of progress at a 4 KB quantum: about 8 reports, not 30.
+    assert!((6..=9).contains(&updates), "{updates} reports");
+}
+
+#[test]
+fn a_deferred_packet_waits_for_the_sync_core_and_then_leaves() {
+    let mut b = synced(true);
+    assert!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).is_empty(), "held");
+    assert_eq!(b.worker.held(), 1);
+    let LocalEvent::Inserted {
+        record,
+        deferred: true,
+        ..
+    } = b.links.events[0]
+    else {
+        panic!("deferred insert")
+    };
+    b.links.ops.push_back(PeerOp::ReleaseDeferred {
+        name: record.name,
+        reason: ReleaseReason::Acknowledged,
+    });
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert_eq!(b.io.take_sent(OUTSIDE).len(), 1);
+    assert_eq!(b.worker.held(), 0);
+}
+
+#[test]
+fn a_held_packet_is_released_at_the_backstop_if_the_sync_core_never_answers() {
+    let mut b = synced(true);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.now = b.now + Duration::millis(41);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert_eq!(b.io.take_sent(OUTSIDE).len(), 1);
+    assert_eq!(b.counters.deferred_backstop.get(), 1);
+}
+
+#[test]
+fn a_state_from_a_peer_lets_the_reply_through_on_this_node() {
+    // Asymmetric path: node A saw the SYN; this node sees only the reply.
+    let mut a = synced(false);
+    a.send(INSIDE, c2s(1000, 0, SYN, 0));
+    let LocalEvent::Inserted { record, .. } = a.links.events[0] else {
+        panic!("insert")
+    };
+    let mut b = synced(false);
+    assert!(
+        b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).is_empty(),
+        "without the state: blocked"
+    );
+    b.links.ops.push_back(PeerOp::Insert { record });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
+    assert_eq!(b.counters.states_from_peers.get(), 1);
+}
+
+#[test]
+fn expired_states_are_removed_and_reported() {
+    let mut b = synced(false);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    // tcp.first is 120 s.
+    b.now = b.now + Duration::secs(121);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(b.worker.table().is_empty());
+    assert!(matches!(
+        b.links.events.last(),
+        Some(LocalEvent::Deleted { .. })
+    ));
+    assert_eq!(b.counters.states_expired.get(), 1);
+}
+
+#[test]
+fn a_peers_delete_removes_the_state_without_echo() {
+    let mut b = synced(false);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    let LocalEvent::Inserted { record, .. } = b.links.events[0] else {
+        panic!("insert")
+    };
+    let events = b.links.events.len();
+    b.links.ops.push_back(PeerOp::Delete {
+        name: StateName { ..record.name },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(b.worker.table().is_empty());
+    assert_eq!(b.links.events.len(), events, "no delete echoed back");
+}
+
+#[test]
+fn a_full_event_queue_is_counted_never_waited_on() {
+    let mut b = synced(false);
+    b.links.event_room = Some(0);
+    assert_eq!(
+        b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(),
+        1,
+        "the packet still passes"
+    );
+    assert_eq!(b.counters.events_dropped.get(), 1);
+}

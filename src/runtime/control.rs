@@ -1,0 +1,439 @@
+//! The control thread's loop, on the main thread: neighbours (ARP and neighbour discovery answered and
+//! resolved for the workers, through their punt and inject queues), the admin socket, and metrics. It
+//! reads the workers' counters and the sync core's snapshot, and asks workers for their states only when
+//! `tandem show states` wants them; it never touches a packet on the fast path.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use anyhow::{Context, Result};
+use tandem_config::{Direction, Profile, Rule, RuleAction};
+use tandem_control::admin::{
+    Counter, PeerRow, PortRow, Request, RuleRow, Snapshot, SyncView, Topic, WorkerRow,
+};
+use tandem_control::neighbor::{NeighborAction, PortAddresses, handle_punted, solicit};
+use tandem_control::server::AdminServer;
+use tandem_dataplane::counters::{self, WorkerCounters};
+use tandem_dataplane::worker::ControlOp;
+use tandem_sync::engine::stats::ACTIONS;
+
+use super::Clock;
+use super::links::WorkerChannels;
+use super::sync_thread::SyncShared;
+use crate::dpdk::mempool::PacketPool;
+use crate::dpdk::port::EthPort;
+
+/// The control thread's state.
+pub struct Control<'a> {
+    admin: Option<AdminServer>,
+    metrics: bool,
+    node: String,
+    cores: Vec<usize>,
+    rules: Vec<String>,
+    policy: String,
+    sync_on: bool,
+    channels: &'a [Arc<WorkerChannels>],
+    counters: &'a [Arc<WorkerCounters>],
+    rule_stats: &'a [Arc<Vec<[counters::Counter; 2]>>],
+    sync: Arc<SyncShared>,
+    pool: &'static PacketPool,
+    addresses: Vec<PortAddresses>,
+    devices: Vec<String>,
+    last_export: StdInstant,
+    _clock: Clock,
+}
+
+/// Every worker counter, summed over workers.
+pub fn totals(counters: &[Arc<WorkerCounters>]) -> Vec<(String, u64)> {
+    let mut sum: Vec<(String, u64)> = Vec::new();
+    for c in counters {
+        for (name, value) in c.named() {
+            match sum.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => *v += value,
+                None => sum.push((name, value)),
+            }
+        }
+    }
+    sum
+}
+
+/// A rule in pf.conf's words, for `show rules`.
+pub fn rule_text(rule: &Rule, profile: &Profile) -> String {
+    let mut words = vec![match rule.action {
+        RuleAction::Pass => "pass".to_string(),
+        RuleAction::Block if rule.block_return => "block return".to_string(),
+        RuleAction::Block => "block".to_string(),
+    }];
+    if let Some(port) = rule.port {
+        let dir = match rule.direction {
+            Direction::In => "in ",
+            Direction::Out => "out ",
+            Direction::Any => "",
+        };
+        words.push(format!("{dir}on {}", profile.port(port).name));
+    }
+    if let Some(f) = rule.family {
+        words.push(f.to_string());
+    }
+    if let Some(p) = rule.proto {
+        words.push(format!(
+            "proto {}",
+            match p {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                1 => "icmp".to_string(),
+                58 => "icmp6".to_string(),
+                n => n.to_string(),
+            }
+        ));
+    }
+    let list = |v: Vec<String>| {
+        if v.len() == 1 {
+            v[0].clone()
+        } else {
+            format!("{{ {} }}", v.join(", "))
+        }
+    };
+    let side = |nets: &[tandem_config::Prefix], ports: &[tandem_config::PortRange]| {
+        let mut s = if nets.is_empty() {
+            "any".to_string()
+        } else {
+            list(nets.iter().map(|n| n.to_string()).collect())
+        };
+        if !ports.is_empty() {
+            s.push_str(&format!(
+                " port {}",
+                list(ports.iter().map(|p| p.to_string()).collect())
+            ));
+        }
+        s
+    };
+    words.push(format!(
+        "from {} to {}",
+        side(&rule.from, &rule.from_ports),
+        side(&rule.to, &rule.to_ports)
+    ));
+    if let Some(t) = rule.icmp_type {
+        words.push(format!("icmp-type {t}"));
+    }
+    if let Some(flags) = rule.tcp_flags {
+        words.push(format!("flags {flags}"));
+    }
+    if rule.action == RuleAction::Pass {
+        words.push(
+            if rule.keep_state {
+                "keep state"
+            } else {
+                "no state"
+            }
+            .to_string(),
+        );
+    }
+    if let Some(label) = &rule.label {
+        words.push(format!("label \"{label}\""));
+    }
+    words.join(" ")
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    tandem_config::MacAddr(mac).to_string()
+}
+
+fn counter(name: impl Into<String>, value: u64) -> Counter {
+    Counter {
+        name: name.into(),
+        value,
+    }
+}
+
+impl<'a> Control<'a> {
+    /// The control thread for a running appliance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        profile: &Profile,
+        ports: &[(String, EthPort)],
+        channels: &'a [Arc<WorkerChannels>],
+        counters: &'a [Arc<WorkerCounters>],
+        rule_stats: &'a [Arc<Vec<[counters::Counter; 2]>>],
+        sync: Arc<SyncShared>,
+        pool: &'static PacketPool,
+        clock: Clock,
+    ) -> Result<Control<'a>> {
+        let admin = AdminServer::bind(&profile.control.admin_socket).with_context(|| {
+            format!(
+                "opening the admin socket {}",
+                profile.control.admin_socket.display()
+            )
+        })?;
+        let metrics = match profile.control.metrics_listen {
+            Some(listen) => {
+                tandem_control::metrics::install(listen).map_err(anyhow::Error::msg)?;
+                true
+            }
+            None => false,
+        };
+        let addresses = profile
+            .ports
+            .iter()
+            .zip(ports)
+            .map(|(p, (_, eth))| PortAddresses {
+                mac: eth.mac(),
+                v4: p
+                    .addresses
+                    .iter()
+                    .filter_map(|a| match a.addr {
+                        IpAddr::V4(v4) => Some(v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect::<Vec<Ipv4Addr>>(),
+                v6: p
+                    .addresses
+                    .iter()
+                    .filter_map(|a| match a.addr {
+                        IpAddr::V6(v6) => Some(v6),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect::<Vec<Ipv6Addr>>(),
+            })
+            .collect();
+        Ok(Control {
+            admin: Some(admin),
+            metrics,
+            node: profile.node.name.clone(),
+            cores: profile.workers.cores.clone(),
+            rules: profile
+                .rules
+                .iter()
+                .map(|r| rule_text(r, profile))
+                .collect(),
+            policy: match profile.sync.as_ref().map(|s| s.update_policy) {
+                Some(tandem_config::UpdatePolicy::Classic { .. }) => "classic".into(),
+                _ => "window-aware".into(),
+            },
+            sync_on: profile.sync.is_some(),
+            channels,
+            counters,
+            rule_stats,
+            sync,
+            pool,
+            addresses,
+            devices: profile.ports.iter().map(|p| p.device.clone()).collect(),
+            last_export: StdInstant::now(),
+            _clock: clock,
+        })
+    }
+
+    /// States held by all workers.
+    pub fn states(&self) -> u64 {
+        self.counters.iter().map(|c| c.states.get()).sum()
+    }
+
+    /// One round of the control loop.
+    pub fn poll(&mut self, ports: &[(String, EthPort)]) {
+        self.neighbors();
+        if let Some(mut admin) = self.admin.take() {
+            admin.serve_pending(|request| self.snapshot(request, ports));
+            self.admin = Some(admin);
+        }
+        if self.metrics && self.last_export.elapsed() >= StdDuration::from_secs(1) {
+            let all = Request {
+                topic: Topic::Counters,
+                format: tandem_control::admin::Format::Json,
+            };
+            tandem_control::metrics::export(&self.snapshot(&all, ports));
+            self.last_export = StdInstant::now();
+        }
+    }
+
+    fn inject(&self, worker: usize, port: tandem_config::PortId, frame: &[u8]) {
+        let Some(mut m) = self.pool.alloc() else {
+            return;
+        };
+        if !m.resize(frame.len()) {
+            return;
+        }
+        m.as_mut().copy_from_slice(frame);
+        let _ = self.channels[worker].inject.push((port, m));
+    }
+
+    fn neighbors(&mut self) {
+        for (w, ch) in self.channels.iter().enumerate() {
+            while let Some((port, packet)) = ch.punt.pop() {
+                let Some(addresses) = self.addresses.get(usize::from(port.0)) else {
+                    continue;
+                };
+                for action in handle_punted(port, packet.as_ref(), addresses) {
+                    match action {
+                        NeighborAction::Send(frame) => self.inject(w, port, &frame),
+                        NeighborAction::Learn { port, addr, mac } => {
+                            for other in self.channels {
+                                let _ = other.control.push(ControlOp::Neighbor { port, addr, mac });
+                            }
+                        }
+                    }
+                }
+            }
+            while let Some(hop) = ch.resolve.pop() {
+                if let Some(frame) = self
+                    .addresses
+                    .get(usize::from(hop.port.0))
+                    .and_then(|a| solicit(&hop, a))
+                {
+                    self.inject(w, hop.port, &frame);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self, request: &Request, ports: &[(String, EthPort)]) -> Snapshot {
+        let mut snap = Snapshot {
+            node: self.node.clone(),
+            ..Snapshot::default()
+        };
+        if request.topic == Topic::States {
+            for ch in self.channels {
+                ch.dump_requested.store(true, Ordering::Relaxed);
+            }
+            let deadline = StdInstant::now() + StdDuration::from_secs(1);
+            for ch in self.channels {
+                loop {
+                    if let Ok(mut slot) = ch.dump.lock()
+                        && let Some(rows) = slot.take()
+                    {
+                        snap.states.extend(rows);
+                        break;
+                    }
+                    if StdInstant::now() > deadline {
+                        break;
+                    }
+                    std::thread::sleep(StdDuration::from_millis(1));
+                }
+            }
+        }
+        for (w, c) in self.counters.iter().enumerate() {
+            snap.workers.push(WorkerRow {
+                worker: w,
+                core: self.cores.get(w).copied().unwrap_or(0),
+                states: c.states.get(),
+                counters: c.named().into_iter().map(|(n, v)| counter(n, v)).collect(),
+            });
+        }
+        for (i, text) in self.rules.iter().enumerate() {
+            let (packets, states) = self
+                .rule_stats
+                .iter()
+                .filter_map(|r| r.get(i))
+                .fold((0, 0), |(p, s), c| (p + c[0].get(), s + c[1].get()));
+            snap.rules.push(RuleRow {
+                index: i,
+                text: text.clone(),
+                packets,
+                states,
+            });
+        }
+        for (i, (name, eth)) in ports.iter().enumerate() {
+            let s = eth.stats().unwrap_or_default();
+            snap.ports.push(PortRow {
+                name: name.clone(),
+                device: self.devices.get(i).cloned().unwrap_or_default(),
+                mac: mac_text(eth.mac()),
+                link_up: eth.link_up(),
+                counters: vec![
+                    counter("rx_packets", s.rx_packets),
+                    counter("tx_packets", s.tx_packets),
+                    counter("rx_bytes", s.rx_bytes),
+                    counter("tx_bytes", s.tx_bytes),
+                    counter("rx_missed", s.rx_missed),
+                    counter("rx_errors", s.rx_errors),
+                    counter("tx_errors", s.tx_errors),
+                    counter("rx_no_mbuf", s.rx_no_mbuf),
+                ],
+            });
+        }
+        if self.sync_on {
+            let s = self
+                .sync
+                .snapshot
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            let st = &s.stats;
+            let mut counters = Vec::new();
+            for (i, action) in ACTIONS.iter().enumerate() {
+                counters.push(counter(
+                    format!("out_{action}_messages"),
+                    st.sent[i].messages,
+                ));
+                counters.push(counter(format!("out_{action}_bytes"), st.sent[i].bytes));
+                counters.push(counter(
+                    format!("in_{action}_messages"),
+                    st.received[i].messages,
+                ));
+                counters.push(counter(format!("in_{action}_bytes"), st.received[i].bytes));
+            }
+            for (name, value) in [
+                ("packets_out", st.packets_out),
+                ("bytes_out", st.bytes_out),
+                ("packets_in", st.packets_in),
+                ("bytes_in", st.bytes_in),
+                ("drop_not_a_peer", st.drop_not_a_peer),
+                ("drop_malformed", st.drop_malformed),
+                ("drop_bad_value", st.drop_bad_value),
+                ("drop_bad_ttl", s.transport.bad_ttl),
+                ("drop_not_for_us", s.transport.not_for_us),
+                ("drop_not_sync", s.transport.not_sync),
+                ("send_failures", s.transport.send_failures),
+                ("unknown_state", st.unknown_state),
+                ("stale", st.stale),
+                ("requests_sent", st.requests_sent),
+                ("requests_suppressed", st.requests_suppressed),
+                ("creator_conflicts", st.creator_conflicts),
+                ("deferred", st.deferred),
+                ("released_by_iack", st.released_by_iack),
+                ("released_by_update", st.released_by_update),
+                ("released_by_timeout", st.released_by_timeout),
+                ("released_no_peers", st.released_no_peers),
+                ("bulks_sent", st.bulks_sent),
+                ("bulk_states_sent", st.bulk_states_sent),
+                ("bulks_received", st.bulks_received),
+                ("bulk_failures", st.bulk_failures),
+                ("states", s.states as u64),
+                ("deferrals_now", s.deferrals as u64),
+            ] {
+                counters.push(counter(name, value));
+            }
+            let mut lag = Vec::new();
+            for (stage, h) in [("change_to_send", &st.sync_lag), ("iack", &st.iack_latency)] {
+                for (q, label) in [(0.5, "50"), (0.9, "90"), (0.99, "99")] {
+                    lag.push(counter(
+                        format!("{stage}_p{label}"),
+                        h.quantile(q).as_micros(),
+                    ));
+                }
+            }
+            snap.sync = Some(SyncView {
+                in_sync: s.in_sync,
+                policy: self.policy.clone(),
+                counters,
+                lag_us: lag,
+            });
+            snap.peers = s
+                .peers
+                .iter()
+                .map(|p| PeerRow {
+                    address: p.address.clone(),
+                    host_id: p.host_id.map(|h| format!("{h:08x}")).unwrap_or_default(),
+                    alive: p.alive,
+                    last_heard_ms: p.last_heard_us.map_or(0, |us| us / 1000),
+                    counters: vec![
+                        counter("packets_in", p.packets_in),
+                        counter("bytes_in", p.bytes_in),
+                    ],
+                })
+                .collect();
+        }
+        snap
+    }
+}
