@@ -219,18 +219,6 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         }
         ports.push((port.name.clone(), eth));
     }
-    eprintln!(
-        "tandem: {} running on {} ({} worker(s); ports: {})",
-        profile.node.name,
-        crate::dpdk::version(),
-        workers,
-        ports
-            .iter()
-            .map(|(n, p)| format!("{n}={}", p.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
     let rules = Arc::new(RuleSet::compile(&profile.rules));
     let routes = Arc::new(RouteTable::from_profile(profile));
     let id_base = std::time::SystemTime::now()
@@ -408,6 +396,18 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             pool,
             clock,
         )?;
+        // Ready: ports up, threads running, admin socket bound.
+        eprintln!(
+            "tandem: {} running on {} ({} worker(s); ports: {})",
+            profile.node.name,
+            crate::dpdk::version(),
+            workers,
+            ports
+                .iter()
+                .map(|(n, p)| format!("{n}={}", p.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let mut next_report = options
             .stats_interval
             .map(|i| std::time::Instant::now() + i);

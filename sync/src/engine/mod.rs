@@ -589,6 +589,15 @@ impl<M: ShardMap> Engine<M> {
             // A peer we had lost is back: ask it for everything it holds, since both sides missed updates.
             self.q_req.push(None);
             self.flush_now = true;
+        } else if revived && let BulkIn::Requested { tries, .. } = self.bulk_in {
+            // First contact while our bulk request is unanswered (it may have left before the link was up):
+            // ask again now rather than at the next retry.
+            self.bulk_in = BulkIn::Requested {
+                tries,
+                deadline: now + self.cfg.bulk_timeout,
+            };
+            self.q_req.push(None);
+            self.flush_now = true;
         }
         for message in messages {
             self.incoming(now, peer, message);

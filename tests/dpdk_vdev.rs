@@ -1,0 +1,360 @@
+//! The real binary on DPDK virtual devices, one process (one EAL) per appliance: pcap replay through the
+//! forwarder and through stateful workers, two appliances syncing over net_memif, and the admin socket and
+//! metrics endpoint answering during traffic.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use support::{EAL, Scratch, Tandem, empty_pcap, read_pcap, write_pcap};
+use tandem::runtime::io::owner_of_frame;
+use tandem::traffic::{self, TrafficSpec};
+use tandem_dataplane::wire::build::{self, Endpoints};
+use tandem_dataplane::wire::checksum::ChecksumCaps;
+use tandem_dataplane::wire::ethernet::MacAddr;
+use tandem_dataplane::wire::meta::parse_meta;
+use tandem_dataplane::wire::udp::UdpRepr;
+
+fn profile(dir: &Scratch, name: &str, body: &str) -> std::path::PathBuf {
+    let text = format!(
+        "node: {{name: {name}, host-id: {}}}\ndpdk: {{eal-args: {EAL}}}\ncontrol: {{admin-socket: {}}}\n{body}",
+        1 + name.len(),
+        dir.path(&format!("{name}.sock")).display()
+    );
+    let path = dir.path(&format!("{name}.yaml"));
+    std::fs::write(&path, text).expect("write profile");
+    path
+}
+
+/// 10,000 UDP frames of varied sizes between a few hosts.
+fn udp_frames(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let ends = Endpoints::v4(
+                MacAddr([2, 0, 0, 0, 0, 1]),
+                MacAddr([2, 0, 0, 0, 0, 2]),
+                [198, 18, 0, 1 + (i % 7) as u8].into(),
+                [198, 19, 0, 1 + (i % 5) as u8].into(),
+            );
+            let payload = vec![(i % 251) as u8; 18 + (i * 37) % 1400];
+            build::udp(
+                &ends,
+                &UdpRepr {
+                    src_port: 1024 + (i % 300) as u16,
+                    dst_port: 53,
+                },
+                &payload,
+            )
+            .expect("builds")
+        })
+        .collect()
+}
+
+fn wait_until_done(t: &mut Tandem, expect_rx: u64) {
+    let line = t.wait_for_line(
+        |l| {
+            l.starts_with("stats: rx ")
+                && l.split_whitespace()
+                    .nth(2)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    == Some(expect_rx)
+        },
+        Duration::from_secs(60),
+    );
+    assert!(
+        line.is_some(),
+        "the appliance never received all {expect_rx} packets"
+    );
+    // One more report: what was received has been sent.
+    t.wait_for_line(|l| l.starts_with("stats: "), Duration::from_secs(5));
+}
+
+#[test]
+fn a_pcap_of_ten_thousand_packets_comes_out_unchanged_on_the_other_port() {
+    let dir = Scratch::new("forward-pcap");
+    let frames = udp_frames(10_000);
+    write_pcap(&dir.path("in.pcap"), &frames);
+    empty_pcap(&dir.path("empty.pcap"));
+    let body = format!(
+        "ports:\n  - {{name: a, device: \"net_pcap0,rx_pcap={0}/in.pcap,tx_pcap={0}/out-a.pcap\"}}\n  - {{name: b, device: \"net_pcap1,rx_pcap={0}/empty.pcap,tx_pcap={0}/out-b.pcap\"}}\nworkers: {{cores: [0]}}\nforwarding: {{mode: wire, pairs: [[a, b]]}}\nrules:\n  - {{action: pass, state: none}}\n",
+        dir.0.display()
+    );
+    let path = profile(&dir, "fwd", &body);
+    let mut t = Tandem::start(&path, &["--stats-interval-ms", "100"]);
+    wait_until_done(&mut t, 10_000);
+    let (ok, stdout, lines) = t.stop();
+    assert!(ok, "tandem failed:\n{}", lines.join("\n"));
+    assert!(stdout.contains("buffers still in use: 0"), "{stdout}");
+    let out = read_pcap(&dir.path("out-b.pcap"));
+    assert_eq!(out.len(), frames.len());
+    assert!(
+        out == frames,
+        "every packet comes out unchanged and in order"
+    );
+    assert!(read_pcap(&dir.path("out-a.pcap")).is_empty());
+}
+
+#[test]
+fn both_directions_of_every_flow_of_a_pcap_hash_to_one_worker() {
+    let frames = traffic::frames(&TrafficSpec {
+        flows: 500,
+        segments: 4,
+        close: true,
+        ..TrafficSpec::default()
+    });
+    for workers in [2, 3, 4, 7] {
+        let mut owner: HashMap<((Vec<u8>, u16), (Vec<u8>, u16)), usize> = HashMap::new();
+        for f in &frames {
+            let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid");
+            let (sport, dport) = m.ports().expect("TCP");
+            let (a, b) = ((m.src.to_vec(), sport), (m.dst.to_vec(), dport));
+            let flow = if a < b { (a, b) } else { (b, a) };
+            let w = owner_of_frame(f, workers);
+            assert_eq!(
+                *owner.entry(flow).or_insert(w),
+                w,
+                "a flow split across workers"
+            );
+        }
+        let used: std::collections::HashSet<usize> = owner.values().copied().collect();
+        assert_eq!(used.len(), workers, "flows spread over every worker");
+    }
+}
+
+#[test]
+fn two_workers_track_stateful_flows_and_block_the_rest() {
+    let dir = Scratch::new("stateful");
+    // 40 connections; every 4th comes from the server side, which no rule lets in.
+    let spec = TrafficSpec {
+        flows: 40,
+        segments: 6,
+        close: true,
+        blocked_every: Some(4),
+        ..TrafficSpec::default()
+    };
+    let per_flow = traffic::frames(&TrafficSpec {
+        flows: 1,
+        ..spec.clone()
+    })
+    .len() as u64;
+    // Each connection's frames go to one RX queue, alternating by connection, so that about half the
+    // connections arrive on a queue whose worker does not own them: software dispatch must move them.
+    let all = traffic::frames(&spec);
+    let mut queues = [Vec::new(), Vec::new()];
+    for f in &all {
+        let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid");
+        let host = m.src[3].max(m.dst[3]) as usize;
+        queues[host % 2].push(f.clone());
+    }
+    write_pcap(&dir.path("q0.pcap"), &queues[0]);
+    write_pcap(&dir.path("q1.pcap"), &queues[1]);
+    empty_pcap(&dir.path("empty.pcap"));
+    let d = dir.0.display();
+    let body = format!(
+        "ports:\n  - {{name: inside, queues: 2, device: \"net_pcap0,rx_pcap={d}/q0.pcap,rx_pcap={d}/q1.pcap,tx_pcap={d}/in0.pcap,tx_pcap={d}/in1.pcap\"}}\n  - {{name: outside, queues: 2, device: \"net_pcap1,rx_pcap={d}/empty.pcap,rx_pcap={d}/empty.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap\"}}\nworkers: {{cores: [0, 1], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{label: clients, action: pass, from: 198.18.0.0/24}}\n"
+    );
+    let path = profile(&dir, "stateful", &body);
+    let mut t = Tandem::start(&path, &["--stats-interval-ms", "100"]);
+    wait_until_done(&mut t, all.len() as u64);
+    let rules = t.show_json("rules");
+    let states_per_worker: Vec<u64> = t
+        .show_json("counters")
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["states"].as_u64().unwrap_or(0))
+        .collect();
+    let drops = t.counter("drop_blocked_by_default");
+    let window = t.counter("drop_out_of_window");
+    let forwarded = t.counter("tx_packets");
+    let (ok, stdout, lines) = t.stop();
+    assert!(ok, "tandem failed:\n{}", lines.join("\n"));
+    let allowed = 30;
+    let blocked = 10;
+    assert_eq!(rules[0]["states"], allowed, "{rules}");
+    assert_eq!(
+        rules[0]["packets"], allowed,
+        "only each opening SYN meets the rules"
+    );
+    assert_eq!(
+        forwarded,
+        allowed * per_flow,
+        "every packet of every allowed connection passes"
+    );
+    assert_eq!(
+        drops,
+        blocked * per_flow,
+        "every packet of every other connection is blocked"
+    );
+    assert_eq!(window, 0);
+    assert_eq!(states_per_worker.iter().sum::<u64>(), allowed);
+    assert!(
+        states_per_worker.iter().all(|s| *s > 0),
+        "both workers hold states: {states_per_worker:?}"
+    );
+    assert!(stdout.contains("buffers still in use: 0"), "{stdout}");
+    let out: usize = ["out0.pcap", "out1.pcap"]
+        .iter()
+        .map(|f| read_pcap(&dir.path(f)).len())
+        .sum();
+    assert_eq!(out as u64, forwarded);
+}
+
+#[test]
+fn two_appliances_share_their_states_over_memif() {
+    let dir = Scratch::new("memif");
+    let spec = TrafficSpec {
+        flows: 25,
+        segments: 4,
+        ..TrafficSpec::default()
+    };
+    let frames = traffic::frames(&spec);
+    write_pcap(&dir.path("in.pcap"), &frames);
+    empty_pcap(&dir.path("empty.pcap"));
+    let d = dir.0.display();
+    let node = |name: &str, role: &str, rx: &str, sync_addr: &str| {
+        format!(
+            "ports:\n  - {{name: inside, device: \"net_pcap0,rx_pcap={d}/{rx},tx_pcap={d}/{name}-in.pcap\"}}\n  - {{name: outside, device: \"net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/{name}-out.pcap\"}}\n  - {{name: sync, device: \"net_memif0,role={role},socket={d}/memif.sock,socket-abstract=no\", addresses: [{sync_addr}/24]}}\nworkers: {{cores: [0], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/24}}\nsync: {{port: sync, core: 1, transport: multicast, keepalive-ms: 100, peer-dead-ms: 1000, bulk-timeout-ms: 300, bulk-retries: 3}}\n"
+        )
+    };
+    // B starts first with no traffic; A brings the connections.
+    let b = Tandem::start(
+        &profile(
+            &dir,
+            "node-b",
+            &node("node-b", "server", "empty.pcap", "198.20.0.2"),
+        ),
+        &[],
+    );
+    let mut a = Tandem::start(
+        &profile(
+            &dir,
+            "node-a",
+            &node("node-a", "client", "in.pcap", "198.20.0.1"),
+        ),
+        &["--stats-interval-ms", "100"],
+    );
+    wait_until_done(&mut a, frames.len() as u64);
+    let learned = b.eventually(Duration::from_secs(20), |b| {
+        let states = b.show_json("states");
+        states
+            .as_array()
+            .is_some_and(|s| s.len() == 25 && s.iter().all(|s| s["origin"] == "peer"))
+    });
+    let in_sync = b.eventually(Duration::from_secs(10), |b| {
+        b.show_json("sync")["in_sync"] == true
+    });
+    let b_sync = b.show_json("sync");
+    let a_sync = a.show_json("sync");
+    let b_peers = b.show_json("peers");
+    let (a_ok, _, a_lines) = a.stop();
+    let (b_ok, b_out, b_lines) = b.stop();
+    assert!(
+        learned,
+        "node B never held A's 25 states\nA: {a_sync}\nB: {b_sync}\n{}",
+        b_lines.join("\n")
+    );
+    assert!(a_ok, "{}", a_lines.join("\n"));
+    assert!(b_ok, "{}", b_lines.join("\n"));
+    assert!(in_sync, "{b_sync}");
+    assert_eq!(b_peers[0]["alive"], true, "{b_peers}");
+    let sent = |s: &serde_json::Value, name: &str| {
+        s["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["value"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(sent(&a_sync, "out_ins_messages") >= 25, "{a_sync}");
+    assert!(sent(&b_sync, "in_ins_messages") >= 25, "{b_sync}");
+    assert!(b_out.contains("buffers still in use: 0"), "{b_out}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+#[test]
+fn the_admin_socket_and_metrics_answer_during_traffic() {
+    let dir = Scratch::new("admin");
+    let frames = traffic::frames(&TrafficSpec {
+        flows: 32,
+        segments: 16,
+        ..TrafficSpec::default()
+    });
+    write_pcap(&dir.path("loop.pcap"), &frames);
+    empty_pcap(&dir.path("empty.pcap"));
+    let port = free_port();
+    let d = dir.0.display();
+    let body = format!(
+        "ports:\n  - {{name: inside, device: \"net_pcap0,rx_pcap={d}/loop.pcap,infinite_rx=1\"}}\n  - {{name: outside, device: \"net_null0\"}}\nworkers: {{cores: [0], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/24}}\n"
+    );
+    let path = profile(&dir, "admin", &body.replace("control: {", "control: {"));
+    // The metrics address goes in the control section written by `profile`.
+    let text = std::fs::read_to_string(&path).expect("profile");
+    std::fs::write(
+        &path,
+        text.replace(
+            "control: {",
+            &format!("control: {{metrics-listen: \"127.0.0.1:{port}\", "),
+        ),
+    )
+    .expect("write");
+    let t = Tandem::start(&path, &[]);
+    let first = t.counter("rx_packets");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = t.counter("rx_packets");
+    let states = t.show_json("states");
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["show", "states", "--profile"])
+        .arg(&path)
+        .output()
+        .expect("show");
+    let metrics = {
+        let mut body = String::new();
+        for _ in 0..40 {
+            body = http_get(port, "/metrics");
+            if body.contains("tandem_worker_rx_packets_total") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        body
+    };
+    let (ok, _, lines) = t.stop();
+    assert!(ok, "{}", lines.join("\n"));
+    assert!(
+        second > first && first > 0,
+        "traffic flows while we ask: {first} then {second}"
+    );
+    assert_eq!(states.as_array().map(Vec::len), Some(32));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("ESTABLISHED:ESTABLISHED") && text.ends_with("32 state(s)\n"),
+        "{text}"
+    );
+    assert!(
+        metrics.contains("tandem_worker_rx_packets_total{worker=\"0\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tandem_states{worker=\"0\"} 32"),
+        "{metrics}"
+    );
+}
