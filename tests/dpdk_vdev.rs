@@ -11,6 +11,7 @@ use std::time::Duration;
 use support::{EAL, Scratch, Tandem, empty_pcap, read_pcap, write_pcap};
 use tandem::runtime::io::owner_of_frame;
 use tandem::traffic::{self, TrafficSpec};
+use tandem_dataplane::flow::{Endpoint, FlowKey};
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::checksum::ChecksumCaps;
 use tandem_dataplane::wire::ethernet::MacAddr;
@@ -18,8 +19,18 @@ use tandem_dataplane::wire::meta::parse_meta;
 use tandem_dataplane::wire::udp::UdpRepr;
 
 fn profile(dir: &Scratch, name: &str, body: &str) -> std::path::PathBuf {
+    profile_with_control(dir, name, "", body)
+}
+
+/// A profile for node `name`, with `control` added to its control section.
+fn profile_with_control(
+    dir: &Scratch,
+    name: &str,
+    control: &str,
+    body: &str,
+) -> std::path::PathBuf {
     let text = format!(
-        "node: {{name: {name}, host-id: {}}}\ndpdk: {{eal-args: {EAL}}}\ncontrol: {{admin-socket: {}}}\n{body}",
+        "node: {{name: {name}, host-id: {}}}\ndpdk: {{eal-args: {EAL}}}\ncontrol: {{{control}admin-socket: {}}}\n{body}",
         1 + name.len(),
         dir.path(&format!("{name}.sock")).display()
     );
@@ -105,12 +116,19 @@ fn both_directions_of_every_flow_of_a_pcap_hash_to_one_worker() {
         ..TrafficSpec::default()
     });
     for workers in [2, 3, 4, 7] {
-        let mut owner: HashMap<((Vec<u8>, u16), (Vec<u8>, u16)), usize> = HashMap::new();
+        let mut owner: HashMap<FlowKey, usize> = HashMap::new();
         for f in &frames {
             let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid");
             let (sport, dport) = m.ports().expect("TCP");
-            let (a, b) = ((m.src.to_vec(), sport), (m.dst.to_vec(), dport));
-            let flow = if a < b { (a, b) } else { (b, a) };
+            let src = Endpoint {
+                addr: m.src,
+                port: sport,
+            };
+            let dst = Endpoint {
+                addr: m.dst,
+                port: dport,
+            };
+            let (flow, _) = FlowKey::of_packet(m.family().expect("IP"), m.proto, src, dst);
             let w = owner_of_frame(f, workers);
             assert_eq!(
                 *owner.entry(flow).or_insert(w),
@@ -305,17 +323,12 @@ fn the_admin_socket_and_metrics_answer_during_traffic() {
     let body = format!(
         "ports:\n  - {{name: inside, device: \"net_pcap0,rx_pcap={d}/loop.pcap,infinite_rx=1\"}}\n  - {{name: outside, device: \"net_null0\"}}\nworkers: {{cores: [0], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/24}}\n"
     );
-    let path = profile(&dir, "admin", &body.replace("control: {", "control: {"));
-    // The metrics address goes in the control section written by `profile`.
-    let text = std::fs::read_to_string(&path).expect("profile");
-    std::fs::write(
-        &path,
-        text.replace(
-            "control: {",
-            &format!("control: {{metrics-listen: \"127.0.0.1:{port}\", "),
-        ),
-    )
-    .expect("write");
+    let path = profile_with_control(
+        &dir,
+        "admin",
+        &format!("metrics-listen: \"127.0.0.1:{port}\", "),
+        &body,
+    );
     let t = Tandem::start(&path, &[]);
     let first = t.counter("rx_packets");
     std::thread::sleep(Duration::from_millis(300));
