@@ -452,10 +452,7 @@ fn an_unanswered_bulk_request_is_retried_then_given_up() {
 }
 
 #[test]
-#[cfg_attr(
-    debug_assertions,
-    ignore = "heavy: scripts/test.sh runs it in release mode"
-)]
+#[ignore = "heavy: scripts/test.sh runs it in release mode"]
 fn a_million_states_bulk_within_twice_the_link_bound_at_ten_gigabit() {
     // 1M full states are 264 MB of messages (plus headers): 0.22 s at 10 Gbit/s.
     let link = Link {
