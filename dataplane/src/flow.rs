@@ -11,13 +11,52 @@ use tandem_config::Family;
 /// An IP address in pf's layout: IPv4 in the first four bytes (network order), the rest zero.
 pub type Addr = [u8; 16];
 
-/// One end of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One end of a flow. Ordered by address (as a big-endian number, which is byte order), then port.
+#[derive(Clone, Copy, Debug)]
 pub struct Endpoint {
     /// Address, pf layout.
     pub addr: Addr,
     /// Port for TCP and UDP, the echo id for ICMP echo, 0 otherwise.
     pub port: u16,
+}
+
+impl Endpoint {
+    /// The address as one number: comparing two of these is two word compares, not sixteen byte compares.
+    #[inline]
+    fn number(&self) -> u128 {
+        u128::from_be_bytes(self.addr)
+    }
+}
+
+impl PartialEq for Endpoint {
+    #[inline]
+    fn eq(&self, other: &Endpoint) -> bool {
+        self.number() == other.number() && self.port == other.port
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl std::hash::Hash for Endpoint {
+    // Hashes exactly what `eq` compares, so equal endpoints hash alike.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state);
+        self.port.hash(state);
+    }
+}
+
+impl PartialOrd for Endpoint {
+    #[inline]
+    fn partial_cmp(&self, other: &Endpoint) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Endpoint {
+    #[inline]
+    fn cmp(&self, other: &Endpoint) -> std::cmp::Ordering {
+        (self.number(), self.port).cmp(&(other.number(), other.port))
+    }
 }
 
 /// A connection's name, the same for both directions.
@@ -231,6 +270,15 @@ mod tests {
             let h1 = rss_hash(family, &a, &b, Some((sp, dp)));
             let h2 = rss_hash(family, &b, &a, Some((dp, sp)));
             prop_assert_eq!(worker_of(h1, 512, workers), worker_of(h2, 512, workers));
+        }
+
+        #[test]
+        fn endpoints_order_by_address_bytes_then_port(a: [u8; 16], b: [u8; 16], sp: u16, dp: u16, same: bool) {
+            let b = if same { a } else { b };
+            let x = Endpoint { addr: a, port: sp };
+            let y = Endpoint { addr: b, port: dp };
+            prop_assert_eq!(x.cmp(&y), (a, sp).cmp(&(b, dp)));
+            prop_assert_eq!(x == y, (a, sp) == (b, dp));
         }
     }
 }

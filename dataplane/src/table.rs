@@ -143,6 +143,14 @@ impl StateTable {
             .copied()
     }
 
+    /// Whether `index` still holds the live state of `key`: an index found earlier in a burst is checked
+    /// with this before use, since a packet in between may have removed that state.
+    #[inline]
+    pub fn holds(&self, index: u32, key: &FlowKey) -> bool {
+        self.live.get(index as usize).copied().unwrap_or(false)
+            && self.slab[index as usize].key == *key
+    }
+
     /// Finds a state by its cluster-wide name.
     pub fn find_id(&self, creator: CreatorId, id: StateId) -> Option<u32> {
         self.by_id

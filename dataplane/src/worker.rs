@@ -41,8 +41,25 @@ use crate::tracker::{Tracking, initial_pseudo_peers, track_pseudo};
 use crate::wire::build;
 use crate::wire::checksum::ChecksumCaps;
 use crate::wire::meta::{
-    self, EtherClass, Fragment, IcmpKind, L4, PacketMeta, QuotedL4, QuotedMeta,
+    self, EtherClass, Fragment, IcmpKind, IcmpMeta, L4, Malformed, PacketMeta, QuotedL4, QuotedMeta,
 };
+
+/// What the first pass over a burst learned of one packet.
+#[derive(Debug)]
+struct Look {
+    meta: Result<PacketMeta, Malformed>,
+    /// The packet's flow, for IP packets that may belong to a state.
+    flow: Option<FlowLook>,
+}
+
+/// A packet's flow and where the first pass found its state.
+#[derive(Debug)]
+struct FlowLook {
+    key: FlowKey,
+    src_first: bool,
+    hash: u64,
+    index: Option<u32>,
+}
 
 /// Packets taken from a queue in one poll.
 pub const BURST: usize = 32;
@@ -250,6 +267,8 @@ pub struct Worker<B> {
     held: VecDeque<Held<B>>,
     bulk_read: Option<(u32, u32, u32)>,
     rx: Vec<B>,
+    /// The first pass's findings for the burst in `rx`.
+    looked: Vec<Look>,
     tx: Vec<Vec<B>>,
     asked: VecDeque<(NextHop, Instant)>,
 }
@@ -277,6 +296,7 @@ impl<B: PacketBuf> Worker<B> {
             held: VecDeque::with_capacity(cfg.defer.map_or(0, |d| d.limit)),
             bulk_read: None,
             rx: Vec::with_capacity(BURST),
+            looked: Vec::with_capacity(BURST),
             tx: (0..ports)
                 .map(|_| Vec::with_capacity(BURST * ports.max(1) + BURST))
                 .collect(),
@@ -332,12 +352,17 @@ impl<B: PacketBuf> Worker<B> {
         let mut received = 0;
         for &port in ports {
             let mut rx = std::mem::take(&mut self.rx);
+            let mut looked = std::mem::take(&mut self.looked);
             let n = io.recv(port, &mut rx, BURST);
             received += n;
-            for packet in rx.drain(..) {
-                self.process(io, links, packet, port, now);
+            // First pass: parse every packet of the burst and look its flow up, so that the lookups'
+            // cache misses overlap instead of each stalling the packet behind it.
+            looked.extend(rx.iter().map(|p| self.look(p.as_ref())));
+            for (packet, look) in rx.drain(..).zip(looked.drain(..)) {
+                self.process(io, links, packet, look, port, now);
             }
             self.rx = rx;
+            self.looked = looked;
         }
         self.release_due(now);
         self.transmit(io);
@@ -371,12 +396,54 @@ impl<B: PacketBuf> Worker<B> {
         self.counters.count_drop(reason);
     }
 
-    /// Classifies and handles one received packet.
+    /// The first pass over a received packet: parse it and, if it may belong to a state, find that state.
+    #[inline]
+    fn look(&self, frame: &[u8]) -> Look {
+        let meta = meta::parse_meta(frame, self.cfg.checksum);
+        let flow = match &meta {
+            Ok(m) if !matches!(m.fragment, Fragment::Later { .. }) => {
+                m.family().and_then(|family| {
+                    if matches!(
+                        m.l4,
+                        L4::Icmp(IcmpMeta {
+                            kind: IcmpKind::Error(_),
+                            ..
+                        })
+                    ) {
+                        return None;
+                    }
+                    let (sport, dport) = ports_of(m);
+                    let src = Endpoint {
+                        addr: m.src,
+                        port: sport,
+                    };
+                    let dst = Endpoint {
+                        addr: m.dst,
+                        port: dport,
+                    };
+                    let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
+                    let hash = key.table_hash();
+                    let index = self.table.find(&key, hash);
+                    Some(FlowLook {
+                        key,
+                        src_first,
+                        hash,
+                        index,
+                    })
+                })
+            }
+            _ => None,
+        };
+        Look { meta, flow }
+    }
+
+    /// Classifies and handles one received packet, with what [`Worker::look`] learned of it.
     fn process<IO, L>(
         &mut self,
         io: &mut IO,
         links: &mut L,
         packet: B,
+        look: Look,
         ingress: PortId,
         now: Instant,
     ) where
@@ -386,7 +453,8 @@ impl<B: PacketBuf> Worker<B> {
         let frame_len = packet.as_ref().len();
         self.counters.rx_packets.inc();
         self.counters.rx_bytes.add(frame_len as u64);
-        let m = match meta::parse_meta(packet.as_ref(), self.cfg.checksum) {
+        let Look { meta, flow } = look;
+        let m = match meta {
             Ok(m) => m,
             Err(reason) => {
                 if let Some(c) = self.counters.malformed.get(reason.index()) {
@@ -451,17 +519,24 @@ impl<B: PacketBuf> Worker<B> {
         }
 
         let (sport, dport) = ports_of(&m);
-        let src = Endpoint {
-            addr: m.src,
-            port: sport,
+        let Some(FlowLook {
+            key,
+            src_first,
+            hash,
+            index,
+        }) = flow
+        else {
+            // `look` computes the flow of every IP packet that is neither a later fragment nor an ICMP
+            // error, and both were handled above.
+            return self.drop_packet(DropReason::Malformed);
         };
-        let dst = Endpoint {
-            addr: m.dst,
-            port: dport,
+        // The index from the first pass holds unless an earlier packet of the burst removed that state;
+        // a state an earlier packet created is found now.
+        let index = match index {
+            Some(i) if self.table.holds(i, &key) => Some(i),
+            _ => self.table.find(&key, hash),
         };
-        let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
-        let hash = key.table_hash();
-        if let Some(index) = self.table.find(&key, hash) {
+        if let Some(index) = index {
             match self.track(links, index, src_first, &transport, frame_len as u32, now) {
                 Ok(()) => {
                     self.counters.state_hits.inc();

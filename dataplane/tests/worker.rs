@@ -647,3 +647,49 @@ fn a_full_event_queue_is_counted_never_waited_on() {
     );
     assert_eq!(b.counters.events_dropped.get(), 1);
 }
+
+/// Queues every frame on `port` and polls once, so they arrive as one burst.
+fn send_burst(b: &mut Bench, port: PortId, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    for f in frames {
+        b.io.inject(port, f.clone());
+    }
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    let out_port = if port == INSIDE { OUTSIDE } else { INSIDE };
+    b.io.take_sent(out_port)
+}
+
+#[test]
+fn a_state_created_early_in_a_burst_is_found_by_the_packets_after_it() {
+    let mut b = bench(WIRE_PASS);
+    let syn = c2s(1000, 0, SYN, 0);
+    let out = send_burst(&mut b, INSIDE, &[syn.clone(), syn.clone(), syn.clone()]);
+    assert_eq!(
+        out.len(),
+        3,
+        "the retransmitted SYNs match the state the first one made"
+    );
+    assert_eq!(b.counters.states_created.get(), 1);
+    assert_eq!(b.counters.state_hits.get(), 2);
+}
+
+#[test]
+fn a_state_removed_early_in_a_burst_is_not_used_by_the_packets_after_it() {
+    let mut b = bench(WIRE_PASS);
+    let fin_ack = TcpFlags::FIN | TcpFlags::ACK;
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    assert_eq!(b.send(INSIDE, c2s(1001, 5001, fin_ack, 0)).len(), 1);
+    assert_eq!(b.send(OUTSIDE, s2c(5001, 1002, fin_ack, 0)).len(), 1);
+    assert_eq!(b.send(INSIDE, c2s(1002, 5002, ACK, 0)).len(), 1);
+    assert_eq!(b.worker.table().len(), 1);
+    // A new connection on the same ports: pf drops the first SYN and forgets the closed state, and the
+    // retransmission right behind it in the same burst opens a fresh one.
+    let syn = c2s(90000, 0, SYN, 0);
+    let out = send_burst(&mut b, INSIDE, &[syn.clone(), syn.clone()]);
+    assert_eq!(out, [syn]);
+    assert_eq!(b.worker.table().len(), 1);
+    assert_eq!(b.counters.states_created.get(), 2);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
+}

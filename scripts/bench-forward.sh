@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Whole-process forwarding rate: Tandem (stateful, rules, wire mode, one worker) against dpdk-testpmd's plain
+# io forwarding, side by side in one run on the same virtual devices and the same core.
+#
+# Both read an endless loop of a capture of established TCP connections from net_pcap (infinite_rx, so the
+# source costs almost nothing) and send to net_null. Each runs for --seconds; the rate is the median of the
+# per-second transmit rates after the first two seconds. Prints both rates and their ratio, and with --write
+# appends the result to docs/benchmarks.md.
+#
+# Usage: scripts/bench-forward.sh [--seconds N] [--core C] [--flows N] [--write]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10
+core=1
+flows=256
+write=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --core) core=$2; shift 2 ;;
+    --flows) flows=$2; shift 2 ;;
+    --write) write=true; shift ;;
+    *) echo "usage: $0 [--seconds N] [--core C] [--flows N] [--write]" >&2; exit 2 ;;
+  esac
+done
+[ "$seconds" -ge 4 ] || { echo "--seconds must be at least 4" >&2; exit 2; }
+main_core=0
+[ "$core" = 0 ] && main_core=1
+
+scripts/setup.sh >/dev/null
+command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd not found (package dpdk)" >&2; exit 1; }
+cargo build --release --locked --quiet
+tandem=$PWD/target/release/tandem
+
+work=$(mktemp -d /tmp/tandem-bench-forward.XXXXXX)
+pid=
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+"$tandem" generate --out "$work/flows.pcap" --flows "$flows" --segments 16 --payload 64 >/dev/null
+
+# median of the numbers on stdin
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
+
+echo "== dpdk-testpmd io forwarding, ${seconds}s on core $core"
+timeout --signal=INT $((seconds + 5)) dpdk-testpmd --no-huge -m 1024 --no-pci --no-shconf \
+  --file-prefix "bench-testpmd-$$" --lcores="0@$main_core,1@$core" --main-lcore=0 \
+  --vdev="net_pcap0,rx_pcap=$work/flows.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1 \
+  -- --forward-mode=io --total-num-mbufs=32768 --stats-period 1 --no-flush-rx --nb-cores=1 -a \
+  </dev/null > "$work/testpmd.out" 2>&1 &
+pid=$!
+sleep "$seconds"
+kill -INT "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=
+# testpmd prints, every period, a block per port; port 1 (net_null) transmits what port 0 received.
+testpmd_rates=$(awk '/statistics for port/ {port=$6} /Tx-pps:/ && port=="1" {print $2}' "$work/testpmd.out" | tail -n +3)
+testpmd=$(echo "$testpmd_rates" | median)
+[ -n "$testpmd_rates" ] && [ "$testpmd" != 0 ] || { echo "no rates from testpmd:"; tail -30 "$work/testpmd.out"; exit 1; }
+
+echo "== tandem wire mode, one worker, ${seconds}s on core $core"
+cat > "$work/bench.yaml" <<YAML
+node: {name: bench, host-id: 0x0a0000fe}
+dpdk:
+  eal-args: [--no-huge, --no-pci, --no-shconf, -m, "1024"]
+  mbufs: 32767
+ports:
+  - {name: inside, device: "net_pcap0,rx_pcap=$work/flows.pcap,infinite_rx=1"}
+  - {name: outside, device: "net_null0,no-rx=1"}
+workers: {cores: [$core], polling: busy}
+control: {core: $main_core, admin-socket: $work/bench.sock}
+forwarding: {mode: wire, pairs: [[inside, outside]]}
+rules:
+  - {label: clients-out, action: pass, direction: in, port: inside, from: 198.18.0.0/15}
+YAML
+"$tandem" check --profile "$work/bench.yaml" >/dev/null
+"$tandem" run --profile "$work/bench.yaml" --stats-interval-ms 1000 > "$work/tandem.out" 2> "$work/tandem.err" &
+pid=$!
+sleep "$seconds"
+kill -TERM "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+pid=
+# "stats: rx R tx T dropped D states S" once a second: rates are the differences of tx.
+tandem_rates=$(awk '/^stats:/ {if (have) print $5 - last; last=$5; have=1}' "$work/tandem.err" | tail -n +3)
+tandem_rate=$(echo "$tandem_rates" | median)
+dropped=$(awk '/^stats:/ {d=$7} END {print d+0}' "$work/tandem.err")
+states=$(awk '/^stats:/ {s=$9} END {print s+0}' "$work/tandem.err")
+[ -n "$tandem_rates" ] && [ "$tandem_rate" != 0 ] || { echo "no rates from tandem:"; tail -30 "$work/tandem.err"; exit 1; }
+
+ratio=$(awk -v a="$tandem_rate" -v b="$testpmd" 'BEGIN {printf "%.2f", a / b}')
+line=$(awk -v a="$tandem_rate" -v b="$testpmd" -v r="$ratio" -v f="$flows" -v s="$states" -v d="$dropped" \
+  'BEGIN {printf "testpmd io %.2f Mpps, tandem %.2f Mpps, ratio %s (%d connections, %d states, %d dropped)", b/1e6, a/1e6, r, f, s, d}')
+echo "== $line"
+if [ "$dropped" != 0 ]; then echo "tandem dropped packets: the capture should be all valid" >&2; exit 1; fi
+if $write; then
+  {
+    echo
+    echo "- $(date -u +%Y-%m-%d), $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
+    echo "  \`scripts/bench-forward.sh --seconds $seconds\`: $line"
+  } >> docs/benchmarks.md
+fi
