@@ -95,6 +95,11 @@ pub struct SyncSettings {
     pub mtu: Option<u16>,
     /// The longest an update waits before it is sent, in microseconds.
     pub flush_deadline_us: u32,
+    /// How much later a sync update reaches a peer than a flow's acknowledgement reaches it, in
+    /// microseconds: the window-aware policy sends updates this much before a peer's copy would lag past
+    /// pf's tolerance. The sync path's one-way delay (link and both sync cores) less the data's return
+    /// path delay around the flow.
+    pub sync_delay_us: u32,
     /// When updates are sent.
     pub update_policy: UpdatePolicy,
     /// First-packet deferral.
@@ -332,6 +337,7 @@ pub(crate) fn decode_sync(
         Some(mtu)
     });
     let flush_deadline_us = bounded(&mut f, d, "flush-deadline-us", 100, 1, 1_000_000);
+    let sync_delay_us = bounded(&mut f, d, "sync-delay-us", 20, 0, 1_000_000);
     let policy = match f.node("update-policy") {
         None => Some("window-aware"),
         Some(n) => match n.as_str() {
@@ -394,6 +400,7 @@ pub(crate) fn decode_sync(
         peers,
         mtu,
         flush_deadline_us,
+        sync_delay_us,
         update_policy,
         defer,
         peer_dead_ms,

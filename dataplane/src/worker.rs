@@ -128,7 +128,7 @@ pub struct WorkerConfig {
 
 /// Bytes of progress on a TCP state worth a report to the window-aware sync engine: small against pf's
 /// 67 KB tolerance, so the engine's view of a flow lags it by at most this much.
-pub const PUSH_QUANTUM: u32 = 4096;
+pub const PUSH_QUANTUM: u32 = 2048;
 
 impl WorkerConfig {
     /// The settings of worker `index` of a node described by `profile`.
@@ -1160,10 +1160,9 @@ impl<B: PacketBuf> Worker<B> {
         st.expires = st
             .expires
             .max(now + Duration::secs(u64::from(self.cfg.timeouts[class as usize])));
-        // Peers know what they sent us: no need to report it back.
-        let updates = st.sync.updates;
-        st.sync = SyncMark::of(&st.peers, now.secs() as u32);
-        st.sync.updates = updates;
+        // Peers know what they sent us: no need to report that back. Our own newer half they do not
+        // know, so the mark moves only as far as their update.
+        st.sync.learnt(&update.peers, now.secs() as u32);
         self.release(update.name);
     }
 }

@@ -104,7 +104,10 @@ fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
     let sync = profile.sync.as_ref()?;
     let policy = match sync.update_policy {
         UpdatePolicy::WindowAware => Policy::WindowAware {
-            budget: WindowBudget::default(),
+            budget: WindowBudget {
+                sync_delay: Duration::micros(u64::from(sync.sync_delay_us)),
+                ..WindowBudget::default()
+            },
         },
         UpdatePolicy::Classic {
             max_updates,

@@ -2,5 +2,7 @@
 //! sync engine of two or three nodes, links with latency, bandwidth, queues and loss, and TCP endpoints,
 //! all in virtual time. No unsafe code and no real clock.
 
+pub mod cluster;
 pub mod net;
+pub mod sweep;
 pub mod tcp;

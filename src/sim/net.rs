@@ -4,7 +4,56 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use tandem_sync::time::{Duration, Instant};
+use tandem_sync::time::Instant;
+
+/// Virtual time, in nanoseconds: a 10 Mpps flow sends a packet every 100 ns, finer than the microseconds
+/// the appliance's own clock counts, which [`Ns::instant`] rounds down to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ns(pub u64);
+
+impl Ns {
+    /// Zero.
+    pub const ZERO: Ns = Ns(0);
+
+    /// `us` microseconds.
+    pub const fn micros(us: u64) -> Ns {
+        Ns(us * 1_000)
+    }
+
+    /// `ms` milliseconds.
+    pub const fn millis(ms: u64) -> Ns {
+        Ns(ms * 1_000_000)
+    }
+
+    /// The appliance's clock at this time.
+    pub fn instant(self) -> Instant {
+        Instant(self.0 / 1_000)
+    }
+
+    /// The first nanosecond of an appliance clock tick.
+    pub fn of_instant(at: Instant) -> Ns {
+        Ns(at.0.saturating_mul(1_000))
+    }
+
+    /// Seconds, as a float.
+    pub fn secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+impl std::ops::Add for Ns {
+    type Output = Ns;
+    fn add(self, other: Ns) -> Ns {
+        Ns(self.0.saturating_add(other.0))
+    }
+}
+
+impl std::ops::Sub for Ns {
+    type Output = Ns;
+    fn sub(self, other: Ns) -> Ns {
+        Ns(self.0.saturating_sub(other.0))
+    }
+}
 
 /// A small deterministic random source (splitmix64), one per link direction so that adding a link does
 /// not change the draws of the others.
@@ -36,7 +85,7 @@ impl Rng {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinkConfig {
     /// One-way propagation delay.
-    pub latency: Duration,
+    pub latency: Ns,
     /// Bits per second; 0 means unlimited.
     pub bandwidth_bps: u64,
     /// Bytes the queue in front of the link holds before dropping.
@@ -47,7 +96,7 @@ pub struct LinkConfig {
 
 impl LinkConfig {
     /// An unlimited, lossless link with the given delay.
-    pub fn ideal(latency: Duration) -> LinkConfig {
+    pub fn ideal(latency: Ns) -> LinkConfig {
         LinkConfig {
             latency,
             bandwidth_bps: 0,
@@ -74,7 +123,7 @@ pub struct LinkStats {
 #[derive(Clone, Debug)]
 pub struct Link {
     cfg: LinkConfig,
-    busy_until: Instant,
+    busy_until: Ns,
     rng: Rng,
     stats: LinkStats,
 }
@@ -84,7 +133,7 @@ impl Link {
     pub fn new(cfg: LinkConfig, seed: u64) -> Link {
         Link {
             cfg,
-            busy_until: Instant::ZERO,
+            busy_until: Ns::ZERO,
             rng: Rng::new(seed),
             stats: LinkStats::default(),
         }
@@ -101,21 +150,21 @@ impl Link {
     }
 
     /// Time to put `bytes` on the wire.
-    pub fn serialization(&self, bytes: usize) -> Duration {
+    pub fn serialization(&self, bytes: usize) -> Ns {
         if self.cfg.bandwidth_bps == 0 {
-            Duration::ZERO
+            Ns::ZERO
         } else {
-            Duration((bytes as u64 * 8 * 1_000_000).div_ceil(self.cfg.bandwidth_bps))
+            Ns((bytes as u64 * 8 * 1_000_000_000).div_ceil(self.cfg.bandwidth_bps))
         }
     }
 
     /// Offers a packet of `bytes` at `now`; returns when it arrives at the far end, or `None` if it is
     /// dropped (queue full) or lost.
-    pub fn offer(&mut self, now: Instant, bytes: usize) -> Option<Instant> {
+    pub fn offer(&mut self, now: Ns, bytes: usize) -> Option<Ns> {
         let start = self.busy_until.max(now);
         if self.cfg.bandwidth_bps > 0 {
             let backlog =
-                start.since(now).0 as u128 * u128::from(self.cfg.bandwidth_bps) / 8_000_000;
+                (start - now).0 as u128 * u128::from(self.cfg.bandwidth_bps) / 8_000_000_000;
             if backlog > u128::from(self.cfg.queue_bytes) {
                 self.stats.queue_drops += 1;
                 return None;
@@ -135,7 +184,7 @@ impl Link {
 /// An event due at a time; ties are broken by insertion order, so runs are reproducible.
 #[derive(Debug)]
 struct Scheduled<E> {
-    at: Instant,
+    at: Ns,
     seq: u64,
     event: E,
 }
@@ -179,7 +228,7 @@ impl<E> Default for EventQueue<E> {
 
 impl<E> EventQueue<E> {
     /// Schedules `event` at `at`.
-    pub fn push(&mut self, at: Instant, event: E) {
+    pub fn push(&mut self, at: Ns, event: E) {
         self.seq += 1;
         self.heap.push(Scheduled {
             at,
@@ -189,12 +238,12 @@ impl<E> EventQueue<E> {
     }
 
     /// When the next event is due.
-    pub fn next_at(&self) -> Option<Instant> {
+    pub fn next_at(&self) -> Option<Ns> {
         self.heap.peek().map(|s| s.at)
     }
 
     /// The next event if it is due at or before `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, E)> {
+    pub fn pop_due(&mut self, now: Ns) -> Option<(Ns, E)> {
         if self.heap.peek().is_some_and(|s| s.at <= now) {
             self.heap.pop().map(|s| (s.at, s.event))
         } else {
@@ -221,25 +270,25 @@ mod tests {
     fn a_link_serialises_queues_and_delays() {
         // 8 Mbit/s: 1000 bytes take 1 ms. Queue of 2500 bytes.
         let cfg = LinkConfig {
-            latency: Duration::millis(5),
+            latency: Ns::millis(5),
             bandwidth_bps: 8_000_000,
             queue_bytes: 2500,
             loss: 0.0,
         };
         let mut link = Link::new(cfg, 1);
-        let t0 = Instant::ZERO;
-        assert_eq!(link.offer(t0, 1000), Some(Instant(6_000)));
-        assert_eq!(link.offer(t0, 1000), Some(Instant(7_000)));
+        let t0 = Ns::ZERO;
+        assert_eq!(link.offer(t0, 1000), Some(Ns::micros(6_000)));
+        assert_eq!(link.offer(t0, 1000), Some(Ns::micros(7_000)));
         assert_eq!(
             link.offer(t0, 1000),
-            Some(Instant(8_000)),
+            Some(Ns::micros(8_000)),
             "2000 bytes wait behind the first: fits"
         );
         assert_eq!(link.offer(t0, 1000), None, "3000 bytes would wait: dropped");
         assert_eq!(link.stats().queue_drops, 1);
         assert_eq!(
-            link.offer(Instant(10_000), 1000),
-            Some(Instant(16_000)),
+            link.offer(Ns::micros(10_000), 1000),
+            Some(Ns::micros(16_000)),
             "idle again"
         );
     }
@@ -248,16 +297,12 @@ mod tests {
     fn losses_follow_the_configured_rate_and_the_seed() {
         let cfg = LinkConfig {
             loss: 0.05,
-            ..LinkConfig::ideal(Duration::ZERO)
+            ..LinkConfig::ideal(Ns::ZERO)
         };
         let mut a = Link::new(cfg, 42);
         let mut b = Link::new(cfg, 42);
-        let outcomes: Vec<bool> = (0..20_000)
-            .map(|i| a.offer(Instant(i), 100).is_some())
-            .collect();
-        let again: Vec<bool> = (0..20_000)
-            .map(|i| b.offer(Instant(i), 100).is_some())
-            .collect();
+        let outcomes: Vec<bool> = (0..20_000).map(|i| a.offer(Ns(i), 100).is_some()).collect();
+        let again: Vec<bool> = (0..20_000).map(|i| b.offer(Ns(i), 100).is_some()).collect();
         assert_eq!(outcomes, again);
         let lost = a.stats().losses as f64 / 20_000.0;
         assert!((0.04..0.06).contains(&lost), "loss rate {lost}");
@@ -266,17 +311,17 @@ mod tests {
     #[test]
     fn events_come_out_in_time_order_and_ties_in_insertion_order() {
         let mut q = EventQueue::default();
-        q.push(Instant(30), "c");
-        q.push(Instant(10), "a");
-        q.push(Instant(30), "d");
-        q.push(Instant(20), "b");
+        q.push(Ns(30), "c");
+        q.push(Ns(10), "a");
+        q.push(Ns(30), "d");
+        q.push(Ns(20), "b");
         let mut out = Vec::new();
-        while let Some((_, e)) = q.pop_due(Instant(100)) {
+        while let Some((_, e)) = q.pop_due(Ns(100)) {
             out.push(e);
         }
         assert_eq!(out, ["a", "b", "c", "d"]);
-        q.push(Instant(200), "late");
-        assert_eq!(q.pop_due(Instant(100)), None);
-        assert_eq!(q.next_at(), Some(Instant(200)));
+        q.push(Ns(200), "late");
+        assert_eq!(q.pop_due(Ns(100)), None);
+        assert_eq!(q.next_at(), Some(Ns(200)));
     }
 }

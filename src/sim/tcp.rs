@@ -4,7 +4,10 @@
 //! NewReno fast retransmit and recovery (RFC 6582), retransmission timeout with Karn's rule and
 //! exponential back-off (RFC 6298, 200 ms minimum as in Linux), a receive window with scaling, out-of-order
 //! buffering, and delayed ACKs (every second full segment or after 40 ms, at once on anything out of
-//! order, RFC 9293 section 3.8.6.3). No SACK, no timestamps, no pacing: the link's queue absorbs bursts.
+//! order, RFC 9293 section 3.8.6.3). Selective acknowledgements (RFC 2018) when both ends offer them, with
+//! the conservative loss recovery of RFC 6675 (the sender retransmits every hole the receiver reports in
+//! one recovery, keeping what it has in flight under the congestion window); NewReno otherwise. No
+//! timestamps, no pacing: the link's queue absorbs bursts.
 //!
 //! The client sends an unlimited (or given) amount of data; the server acknowledges. Time is virtual.
 
@@ -32,6 +35,10 @@ pub struct Segment {
     pub mss: Option<u16>,
     /// Window-scale option (SYNs).
     pub wscale: Option<u8>,
+    /// SACK-permitted option (SYNs).
+    pub sack_ok: bool,
+    /// SACK blocks: received ranges above the acknowledgement, the most recent first.
+    pub sack: [Option<(u32, u32)>; 3],
 }
 
 /// Tunables of an endpoint.
@@ -49,6 +56,8 @@ pub struct TcpConfig {
     pub delayed_ack: Duration,
     /// Initial sequence number.
     pub iss: u32,
+    /// Offer selective acknowledgements.
+    pub sack: bool,
 }
 
 impl Default for TcpConfig {
@@ -60,6 +69,7 @@ impl Default for TcpConfig {
             min_rto: Duration::millis(200),
             delayed_ack: Duration::millis(40),
             iss: 1_000_000,
+            sack: true,
         }
     }
 }
@@ -108,10 +118,18 @@ pub struct TcpEndpoint {
     recover: u32,
     in_recovery: bool,
     to_send: u64,
+    /// Both ends offered SACK.
+    sack_ok: bool,
+    /// Ranges the peer reported holding above `snd_una`: start to end, merged.
+    sacked: BTreeMap<u32, u32>,
+    /// In a SACK recovery: holes below this were already retransmitted.
+    rxt_next: u32,
     // Receiver.
     rcv_nxt: u32,
+    /// Out-of-order data held: start to end, merged.
     ooo: BTreeMap<u32, u32>,
-    ooo_bytes: u32,
+    /// The range that took the most recent out-of-order segment (reported first, RFC 2018).
+    ooo_last: Option<u32>,
     unacked_segments: u32,
     delack_at: Option<Instant>,
     ack_now: bool,
@@ -167,9 +185,12 @@ impl TcpEndpoint {
             recover: cfg.iss,
             in_recovery: false,
             to_send: bytes,
+            sack_ok: false,
+            sacked: BTreeMap::new(),
+            rxt_next: cfg.iss,
             rcv_nxt: 0,
             ooo: BTreeMap::new(),
-            ooo_bytes: 0,
+            ooo_last: None,
             unacked_segments: 0,
             delack_at: None,
             ack_now: false,
@@ -228,12 +249,40 @@ impl TcpEndpoint {
             len: 0,
             mss: Some(self.cfg.mss.min(u32::from(u16::MAX)) as u16),
             wscale: Some(self.my_wscale),
+            sack_ok: self.cfg.sack && (!ack || self.sack_ok),
+            sack: [None; 3],
         };
         self.out.push_back(seg);
         self.stats.segments_sent += 1;
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto);
         }
+    }
+
+    /// SACK blocks to report: the range of the latest out-of-order arrival first, then the highest.
+    fn sack_blocks(&self) -> [Option<(u32, u32)>; 3] {
+        let mut blocks = [None; 3];
+        if !self.sack_ok || self.ooo.is_empty() {
+            return blocks;
+        }
+        let mut n = 0;
+        let first = self
+            .ooo_last
+            .and_then(|start| self.ooo.get(&start).map(|&end| (start, end)));
+        if let Some(b) = first {
+            blocks[0] = Some(b);
+            n = 1;
+        }
+        for (&start, &end) in self.ooo.iter().rev() {
+            if n == 3 {
+                break;
+            }
+            if Some((start, end)) != first {
+                blocks[n] = Some((start, end));
+                n += 1;
+            }
+        }
+        blocks
     }
 
     fn queue_ack(&mut self) {
@@ -245,6 +294,8 @@ impl TcpEndpoint {
             len: 0,
             mss: None,
             wscale: None,
+            sack_ok: false,
+            sack: self.sack_blocks(),
         };
         self.out.push_back(seg);
         self.stats.segments_sent += 1;
@@ -262,6 +313,8 @@ impl TcpEndpoint {
             len,
             mss: None,
             wscale: None,
+            sack_ok: false,
+            sack: self.sack_blocks(),
         };
         self.out.push_back(seg);
         self.stats.segments_sent += 1;
@@ -294,6 +347,7 @@ impl TcpEndpoint {
                 }
                 self.peer_mss = seg.mss.map_or(536, u32::from);
                 self.snd_wnd = u32::from(seg.win);
+                self.sack_ok = self.cfg.sack && seg.sack_ok;
                 self.phase = Phase::SynReceived;
                 self.snd_nxt = self.iss.wrapping_add(1);
                 self.snd_max = self.snd_nxt;
@@ -309,6 +363,7 @@ impl TcpEndpoint {
                         self.my_wscale = 0;
                     }
                     self.peer_mss = seg.mss.map_or(536, u32::from);
+                    self.sack_ok = self.cfg.sack && seg.sack_ok;
                     self.snd_una = seg.ack;
                     self.snd_wnd = u32::from(seg.win);
                     self.phase = Phase::Established;
@@ -354,12 +409,25 @@ impl TcpEndpoint {
 
     fn on_ack(&mut self, now: Instant, seg: &Segment) {
         let window = u32::from(seg.win) << self.peer_wscale;
+        if self.sack_ok {
+            for &(start, end) in seg.sack.iter().flatten() {
+                if seq::gt(end, self.snd_una) && seq::leq(end, self.snd_max) {
+                    let start = if seq::lt(start, self.snd_una) {
+                        self.snd_una
+                    } else {
+                        start
+                    };
+                    insert_range(&mut self.sacked, start, end);
+                }
+            }
+        }
         if seq::gt(seg.ack, self.snd_una) && seq::leq(seg.ack, self.snd_max) {
             let acked = seg.ack.wrapping_sub(self.snd_una);
             self.snd_una = seg.ack;
             if seq::lt(self.snd_nxt, self.snd_una) {
                 self.snd_nxt = self.snd_una;
             }
+            trim_below(&mut self.sacked, self.snd_una);
             self.stats.acked += u64::from(acked);
             if let Some((end, sent)) = self.rtt_probe
                 && seq::geq(seg.ack, end)
@@ -372,6 +440,11 @@ impl TcpEndpoint {
                 if seq::geq(seg.ack, self.recover) {
                     self.in_recovery = false;
                     self.cwnd = self.ssthresh;
+                } else if self.sack_ok {
+                    // RFC 6675: a partial ack moves the holes on; what may be sent is decided below.
+                    if seq::lt(self.rxt_next, self.snd_una) {
+                        self.rxt_next = self.snd_una;
+                    }
                 } else {
                     // RFC 6582: a partial ack retransmits the next hole and deflates the window.
                     let len = mss.min(self.snd_max.wrapping_sub(self.snd_una));
@@ -402,16 +475,97 @@ impl TcpEndpoint {
             if self.dupacks == 3 && !self.in_recovery {
                 let flight = self.snd_max.wrapping_sub(self.snd_una);
                 self.ssthresh = (flight / 2).max(2 * mss);
-                self.cwnd = self.ssthresh + 3 * mss;
                 self.recover = self.snd_max;
                 self.in_recovery = true;
-                let len = mss.min(flight);
-                self.queue_data(now, self.snd_una, len, true);
-            } else if self.in_recovery {
+                if self.sack_ok {
+                    self.cwnd = self.ssthresh;
+                    self.rxt_next = self.snd_una;
+                } else {
+                    self.cwnd = self.ssthresh + 3 * mss;
+                    let len = mss.min(flight);
+                    self.queue_data(now, self.snd_una, len, true);
+                }
+            } else if self.in_recovery && !self.sack_ok {
                 self.cwnd = self.cwnd.saturating_add(mss);
             }
         }
         self.snd_wnd = window;
+        if self.in_recovery && self.sack_ok {
+            self.sack_recovery_send(now);
+        }
+    }
+
+    /// Bytes the peer reported holding above `snd_una`, and the highest of them.
+    fn sacked_summary(&self) -> (u32, Option<u32>) {
+        let bytes = self.sacked.iter().map(|(&s, &e)| e.wrapping_sub(s)).sum();
+        (bytes, self.sacked.last_key_value().map(|(_, &e)| e))
+    }
+
+    /// RFC 6675's estimate of what is in flight: everything sent above the highest SACKed byte, plus the
+    /// retransmitted holes; holes not yet retransmitted are taken as lost.
+    fn pipe(&self) -> u32 {
+        let Some(high) = self.sacked.last_key_value().map(|(_, &e)| e) else {
+            return self.snd_max.wrapping_sub(self.snd_una);
+        };
+        let above = self.snd_max.wrapping_sub(high);
+        // Retransmitted and not since SACKed: [snd_una, rxt_next) less the SACKed ranges inside it.
+        let span = self.rxt_next.wrapping_sub(self.snd_una);
+        let sacked_in_span: u32 = self
+            .sacked
+            .iter()
+            .filter(|&(&s, _)| seq::lt(s, self.rxt_next))
+            .map(|(&s, &e)| {
+                let e = if seq::gt(e, self.rxt_next) {
+                    self.rxt_next
+                } else {
+                    e
+                };
+                e.wrapping_sub(s)
+            })
+            .sum();
+        above + span.saturating_sub(sacked_in_span)
+    }
+
+    /// The next hole at or above `rxt_next` and below the highest SACKed byte: (start, length).
+    fn next_hole(&self, mss: u32) -> Option<(u32, u32)> {
+        let (_, high) = self.sacked_summary();
+        let high = high?;
+        let mut at = self.rxt_next;
+        for (&start, &end) in &self.sacked {
+            if seq::leq(end, at) {
+                continue;
+            }
+            if seq::lt(at, start) {
+                return Some((at, mss.min(start.wrapping_sub(at))));
+            }
+            at = end;
+        }
+        seq::lt(at, high).then(|| (at, mss.min(high.wrapping_sub(at))))
+    }
+
+    /// Sends holes first, then new data, while what is in flight stays under the congestion window.
+    fn sack_recovery_send(&mut self, now: Instant) {
+        let mss = self.mss();
+        for _ in 0..1024 {
+            if self.pipe().saturating_add(mss) > self.cwnd {
+                break;
+            }
+            if let Some((start, len)) = self.next_hole(mss) {
+                self.rxt_next = start.wrapping_add(len);
+                self.queue_data(now, start, len, true);
+                continue;
+            }
+            let flight = self.snd_max.wrapping_sub(self.snd_una);
+            if flight.saturating_add(mss) > self.snd_wnd || self.to_send == 0 {
+                break;
+            }
+            let len = u64::from(mss).min(self.to_send) as u32;
+            self.to_send -= u64::from(len);
+            let at = self.snd_max;
+            self.snd_max = self.snd_max.wrapping_add(len);
+            self.snd_nxt = self.snd_max;
+            self.queue_data(now, at, len, false);
+        }
     }
 
     fn rtt_sample(&mut self, rtt: Duration) {
@@ -433,22 +587,23 @@ impl TcpEndpoint {
 
     fn on_data(&mut self, now: Instant, seg: &Segment) {
         let end = seg.seq.wrapping_add(seg.len);
-        if seg.seq == self.rcv_nxt {
+        if seq::leq(seg.seq, self.rcv_nxt) && seq::gt(end, self.rcv_nxt) {
+            self.stats.delivered += u64::from(end.wrapping_sub(self.rcv_nxt));
             self.rcv_nxt = end;
-            self.stats.delivered += u64::from(seg.len);
             let had_holes = !self.ooo.is_empty();
             // Pull in what was waiting behind the hole.
-            while let Some((&start, &len)) = self.ooo.first_key_value() {
+            while let Some((&start, &stored_end)) = self.ooo.first_key_value() {
                 if seq::gt(start, self.rcv_nxt) {
                     break;
                 }
                 self.ooo.pop_first();
-                self.ooo_bytes -= len;
-                let stored_end = start.wrapping_add(len);
                 if seq::gt(stored_end, self.rcv_nxt) {
                     self.stats.delivered += u64::from(stored_end.wrapping_sub(self.rcv_nxt));
                     self.rcv_nxt = stored_end;
                 }
+            }
+            if self.ooo_last.is_some_and(|s| !self.ooo.contains_key(&s)) {
+                self.ooo_last = None;
             }
             self.unacked_segments += 1;
             if had_holes || self.unacked_segments >= 2 {
@@ -457,11 +612,8 @@ impl TcpEndpoint {
                 self.delack_at = Some(now + self.cfg.delayed_ack);
             }
         } else if seq::gt(seg.seq, self.rcv_nxt) {
-            if seq::leq(end, self.rcv_nxt.wrapping_add(self.rcv_window()))
-                && !self.ooo.contains_key(&seg.seq)
-            {
-                self.ooo.insert(seg.seq, seg.len);
-                self.ooo_bytes += seg.len;
+            if seq::leq(end, self.rcv_nxt.wrapping_add(self.rcv_window())) {
+                self.ooo_last = Some(insert_range(&mut self.ooo, seg.seq, end));
             }
             self.ack_now = true;
         } else {
@@ -478,7 +630,10 @@ impl TcpEndpoint {
 
     /// Sends what the congestion and receive windows allow.
     fn fill(&mut self, now: Instant) {
-        if self.phase != Phase::Established || self.to_send == 0 {
+        if self.phase != Phase::Established
+            || self.to_send == 0
+            || (self.in_recovery && self.sack_ok)
+        {
             return;
         }
         let mss = self.mss();
@@ -541,6 +696,8 @@ impl TcpEndpoint {
                     self.cwnd = mss;
                     self.in_recovery = false;
                     self.dupacks = 0;
+                    // RFC 6675 section 5.1: after a timeout the SACK scoreboard is not trusted.
+                    self.sacked.clear();
                     self.snd_nxt = self.snd_una;
                     let len = mss.min(flight);
                     self.snd_nxt = self.snd_una.wrapping_add(len);
@@ -548,6 +705,47 @@ impl TcpEndpoint {
                 }
                 _ => self.rto_at = None,
             }
+        }
+    }
+}
+
+/// Adds [start, end) to a set of merged ranges; returns the start of the range that now holds it.
+fn insert_range(ranges: &mut BTreeMap<u32, u32>, start: u32, end: u32) -> u32 {
+    let (mut start, mut end) = (start, end);
+    // Merge with a range that starts before and reaches `start`.
+    if let Some((&s, &e)) = ranges.range(..=start).next_back()
+        && seq::geq(e, start)
+    {
+        ranges.remove(&s);
+        start = s;
+        if seq::gt(e, end) {
+            end = e;
+        }
+    }
+    // Swallow ranges that start inside [start, end].
+    while let Some((&s, &e)) = ranges.range(start..).next() {
+        if seq::gt(s, end) {
+            break;
+        }
+        ranges.remove(&s);
+        if seq::gt(e, end) {
+            end = e;
+        }
+    }
+    ranges.insert(start, end);
+    start
+}
+
+/// Drops what lies below `at` from a set of merged ranges.
+fn trim_below(ranges: &mut BTreeMap<u32, u32>, at: u32) {
+    while let Some((&s, &e)) = ranges.first_key_value() {
+        if seq::gt(s, at) || s == at {
+            break;
+        }
+        ranges.pop_first();
+        if seq::gt(e, at) {
+            ranges.insert(at, e);
+            break;
         }
     }
 }

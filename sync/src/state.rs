@@ -181,11 +181,71 @@ impl SyncMark {
             at_secs,
         }
     }
+
+    /// Records that peers told us `peers` at `at_secs`: they know at least that much, and no more. The
+    /// mark moves up to what they sent, never to our own newer half, which they still have to hear of.
+    pub fn learnt(&mut self, peers: &[TcpPeer; 2], at_secs: u32) {
+        for (i, p) in peers.iter().enumerate() {
+            if crate::seq::gt(p.seqlo, self.seqlo[i]) {
+                self.seqlo[i] = p.seqlo;
+            }
+            if crate::seq::gt(p.seqhi, self.seqhi[i]) {
+                self.seqhi[i] = p.seqhi;
+            }
+        }
+        self.at_secs = at_secs;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_update_moves_the_mark_only_as_far_as_what_the_peer_sent() {
+        let ours = [
+            TcpPeer {
+                seqlo: 50_000,
+                seqhi: 200_000,
+                ..TcpPeer::default()
+            },
+            TcpPeer {
+                seqlo: 7_000,
+                seqhi: 90_000,
+                ..TcpPeer::default()
+            },
+        ];
+        let announced = [
+            TcpPeer {
+                seqlo: 10_000,
+                ..ours[0]
+            },
+            TcpPeer {
+                seqlo: 5_000,
+                ..ours[1]
+            },
+        ];
+        let mut mark = SyncMark::of(&announced, 1);
+        // The peer sends our side as it knew it (older) and its side newer.
+        let theirs = [
+            TcpPeer {
+                seqlo: 20_000,
+                ..ours[0]
+            },
+            TcpPeer {
+                seqlo: 8_000,
+                seqhi: 95_000,
+                ..ours[1]
+            },
+        ];
+        mark.learnt(&theirs, 2);
+        assert_eq!(mark.seqlo, [20_000, 8_000]);
+        assert_eq!(mark.seqhi, [200_000, 95_000]);
+        assert_eq!(mark.at_secs, 2);
+        // Something older teaches nothing.
+        mark.learnt(&announced, 3);
+        assert_eq!(mark.seqlo, [20_000, 8_000]);
+    }
 
     #[test]
     fn window_scaling_applies_only_when_both_sides_announced_it() {

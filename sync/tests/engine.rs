@@ -7,6 +7,7 @@ use cluster::{Cluster, Link, states, tcp_record, update_of};
 use tandem_sync::engine::Policy;
 use tandem_sync::event::{LocalEvent, ReleaseReason, StateName};
 use tandem_sync::identity::{CreatorId, StateId};
+use tandem_sync::policy::WindowBudget;
 use tandem_sync::time::{Duration, Instant};
 
 const LAN: Link = Link {
@@ -154,7 +155,16 @@ fn a_slow_flows_update_waits_for_the_flush_deadline() {
 
 #[test]
 fn a_fast_flows_update_goes_out_before_the_peers_window_check_would_fail() {
-    let mut c = started_with(2, LAN, |_, cfg| cfg.flush_deadline = Duration::millis(10));
+    // The operator's sync delay: the link's 10 us and a little for the sync cores.
+    let mut c = started_with(2, LAN, |_, cfg| {
+        cfg.flush_deadline = Duration::millis(10);
+        cfg.policy = Policy::WindowAware {
+            budget: WindowBudget {
+                sync_delay: Duration(12),
+                ..WindowBudget::default()
+            },
+        };
+    });
     let r = tcp_record(0x0a00_0001, 1, 1000);
     c.event(
         0,
@@ -610,6 +620,55 @@ fn a_path_change_keeps_the_newer_half_from_each_node() {
     c.run_for(Duration::millis(1));
     let at_0 = states(&c, 0)[&r.name].peers[0];
     assert_eq!((at_0.seqlo, at_0.seqhi), (100_000, 400_000));
+}
+
+#[test]
+fn window_aware_answers_a_half_stale_update_only_when_its_own_was_lost() {
+    // On an asymmetric flow each node moves its own half and hears the other's. Updates that cross in
+    // flight are each half stale for the receiver; answering them (as pfsync does) starts an exchange
+    // that lasts as long as the flow. The window-aware engine answers only when its own update must
+    // have been lost.
+    let mut c = started(2);
+    let r = tcp_record(0x0a00_0001, 1, 1000);
+    c.event(
+        0,
+        LocalEvent::Inserted {
+            record: r,
+            deferred: false,
+            at: c.now,
+        },
+    );
+    c.run_for(Duration::millis(5));
+    let name = r.name;
+    let moved = |c: &mut Cluster, node: usize, side0: u32, side1: u32| {
+        let mut u = update_of(&r, side0);
+        u.peers[1].seqlo = side1;
+        let now = c.now;
+        c.event(node, LocalEvent::Updated { update: u, at: now });
+    };
+    let before = c.packets;
+    moved(&mut c, 0, 9_000, 5_000);
+    moved(&mut c, 1, 1_000, 8_000);
+    c.run_for(Duration::millis(5));
+    assert_eq!(c.packets - before, 2, "one update each, no answers");
+    assert_eq!(states(&c, 0)[&name].peers[1].seqlo, 8_000);
+    assert_eq!(states(&c, 1)[&name].peers[0].seqlo, 9_000);
+
+    // Node 1's next update is lost; later node 1 hears node 0 still holding its half as before.
+    c.nodes[0].up = false;
+    moved(&mut c, 1, 9_000, 12_000);
+    c.run_for(Duration::millis(1));
+    c.nodes[0].up = true;
+    c.run_for(Duration::millis(3));
+    let before = c.packets;
+    moved(&mut c, 0, 15_000, 8_000);
+    c.run_for(Duration::millis(5));
+    assert_eq!(
+        states(&c, 0)[&name].peers[1].seqlo,
+        12_000,
+        "node 1 answered with the half node 0 missed"
+    );
+    assert_eq!(c.packets - before, 2);
 }
 
 #[test]

@@ -153,6 +153,8 @@ struct Entry {
     peer_input: Option<Instant>,
     /// When the oldest unsent change happened.
     changed_at: Option<Instant>,
+    /// When we last sent it.
+    sent_at: Option<Instant>,
 }
 
 /// A held creating packet, waiting for acknowledgements.
@@ -388,6 +390,7 @@ impl<M: ShardMap> Engine<M> {
             updates: 0,
             peer_input: None,
             changed_at: Some(at),
+            sent_at: None,
         };
         if let Some(old) = self.states.insert(name, entry) {
             // A name reused without a delete in between: forget what was queued for the old one.
@@ -712,9 +715,29 @@ impl<M: ShardMap> Engine<M> {
         entry.peer_input = Some(now);
         let worker = usize::from(entry.worker);
         if outcome.peer_is_behind {
-            // The peer lacks part of what we know: send it our copy, as OpenBSD does. The policy decides
-            // how soon; a change already queued carries it anyway.
             self.stats.stale += 1;
+        }
+        // The peer lacks part of what we know: send it our copy, as OpenBSD does. Under the classic
+        // policy at once, always. The window-aware policy answers only what we have not already sent,
+        // or sent long enough ago that it should have arrived (it was lost): an update that merely
+        // crossed ours in flight needs no answer, and answering it would start an exchange that never
+        // ends on a flow both nodes see moving.
+        let echo = outcome.peer_is_behind
+            && match self.cfg.policy {
+                Policy::Classic { .. } => true,
+                Policy::WindowAware { budget } => {
+                    let in_flight = Duration::millis(1)
+                        .max(self.cfg.flush_deadline + budget.sync_delay + budget.sync_delay);
+                    let unsent = if entry.tcp {
+                        crate::policy::gap(&entry.known, &entry.now)
+                            != crate::policy::Gap::default()
+                    } else {
+                        true
+                    };
+                    unsent || entry.sent_at.is_none_or(|t| now.since(t) >= in_flight)
+                }
+            };
+        if echo {
             if entry.changed_at.is_none() {
                 entry.changed_at = Some(now);
             }
@@ -759,6 +782,7 @@ impl<M: ShardMap> Engine<M> {
                 updates: 0,
                 peer_input: Some(now),
                 changed_at: None,
+                sent_at: None,
             },
         );
         self.requested.remove(&name);
@@ -1134,6 +1158,7 @@ fn sent_now(entry: &mut Entry, now: Instant, stats: &mut EngineStats) {
         merge::merge_pseudo(&mut entry.known, &entry.now);
     }
     entry.updates = 0;
+    entry.sent_at = Some(now);
     if let Some(at) = entry.changed_at.take() {
         stats.sync_lag.record(now.since(at));
     }

@@ -1,0 +1,187 @@
+//! The cluster simulation at small size: the shape of the result `tandem simulate` reports in full
+//! (docs/simulation.md), asserted. Each test runs real workers and real sync engines in virtual time.
+//! Debug builds are slow for this, so the tests are ignored there; `scripts/test.sh` runs them in release.
+
+use tandem::sim::cluster::{Cpu, Paths, Report, Scenario, UpdatePolicy, run};
+use tandem::sim::net::Ns;
+
+fn flow(rate: f64, sync_latency: Ns, policy: UpdatePolicy, cpu: Cpu) -> Scenario {
+    Scenario {
+        flow_pps: rate,
+        sync_latency,
+        policy,
+        cpu,
+        duration: Ns((20_000.0 / rate * 1e9).clamp(20e6, 2e9) as u64),
+        ..Scenario::default()
+    }
+}
+
+/// The cluster's goodput relative to one (Tandem) firewall carrying the same flow.
+fn relative(sc: &Scenario) -> (f64, Report) {
+    let cluster = run(sc).expect("runs");
+    let single = run(&Scenario {
+        cpu: Cpu::TANDEM,
+        ..sc.single_firewall()
+    })
+    .expect("runs");
+    (cluster.goodput_bps / single.goodput_bps, cluster)
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn classic_on_a_2009_appliance_is_fine_up_to_10k_pps_and_drops_above() {
+    for latency in [Ns::micros(10), Ns::micros(100)] {
+        for rate in [2_000.0, 10_000.0] {
+            let (rel, r) = relative(&flow(
+                rate,
+                latency,
+                UpdatePolicy::Classic,
+                Cpu::PFSYNC_2009,
+            ));
+            assert!(
+                rel > 0.95 && r.window_drops == 0,
+                "{rate} pps: {rel:.2} of a single firewall, {} window drops",
+                r.window_drops
+            );
+        }
+        let (_, r) = relative(&flow(
+            50_000.0,
+            latency,
+            UpdatePolicy::Classic,
+            Cpu::PFSYNC_2009,
+        ));
+        assert!(
+            r.window_drops > 100,
+            "50k pps: the peer's copy falls behind and pf drops valid packets ({} drops)",
+            r.window_drops
+        );
+    }
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn a_1m_pps_flow_over_a_10us_sync_link_has_no_window_drops_under_the_window_aware_policy() {
+    let latency = Ns::micros(10);
+    let (rel, wa) = relative(&flow(1e6, latency, UpdatePolicy::WindowAware, Cpu::TANDEM));
+    assert_eq!(wa.window_drops, 0);
+    assert!(rel > 0.95, "{rel:.2} of a single firewall");
+    assert!(
+        wa.sync_packets_per_data() < 0.5,
+        "updates share packets and wait while they can: {:.3} sync packets per data packet",
+        wa.sync_packets_per_data()
+    );
+    // pfsync's policy where it ran, on the original's hardware: it falls behind at once.
+    let classic = run(&flow(1e6, latency, UpdatePolicy::Classic, Cpu::PFSYNC_2009)).expect("runs");
+    assert!(classic.window_drops > 0);
+    // On Tandem's sync core it keeps up only by sending a packet per data packet or more.
+    let classic_fast = run(&flow(1e6, latency, UpdatePolicy::Classic, Cpu::TANDEM)).expect("runs");
+    assert!(
+        classic_fast.sync_packets_per_data() > 5.0 * wa.sync_packets_per_data(),
+        "classic {:.3} vs window-aware {:.3} sync packets per data packet",
+        classic_fast.sync_packets_per_data(),
+        wa.sync_packets_per_data()
+    );
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn the_window_aware_policy_reaches_90_percent_of_the_analytic_bound_and_the_bound_is_real() {
+    for latency in [Ns::micros(100), Ns::millis(1)] {
+        let probe = flow(1.0, latency, UpdatePolicy::WindowAware, Cpu::TANDEM);
+        let bound = probe
+            .bound_pps()
+            .expect("the sync path is slower than the data path");
+        let (rel, r) = relative(&flow(
+            0.9 * bound,
+            latency,
+            UpdatePolicy::WindowAware,
+            Cpu::TANDEM,
+        ));
+        assert!(
+            rel > 0.95,
+            "at 90% of the bound ({:.0} pps, {latency:?}): {rel:.2} of a single firewall, {} window drops",
+            0.9 * bound,
+            r.window_drops
+        );
+        // Twice the bound: no policy can keep the peer's copy within pf's tolerance.
+        let (rel, r) = relative(&flow(
+            2.0 * bound,
+            latency,
+            UpdatePolicy::WindowAware,
+            Cpu::TANDEM,
+        ));
+        assert!(
+            r.window_drops > 0 && rel < 0.95,
+            "twice the bound: {rel:.2}, {} drops",
+            r.window_drops
+        );
+    }
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn three_nodes_sync_loss_and_a_killed_node_lose_no_flow() {
+    let three = Scenario {
+        nodes: 3,
+        flows: 12,
+        paths: Paths::Rotating,
+        flow_pps: 20_000.0,
+        start_spread: Ns::millis(1),
+        duration: Ns::millis(60),
+        ..Scenario::default()
+    };
+    let r = run(&three).expect("runs");
+    assert_eq!(r.window_drops, 0);
+    assert_eq!(r.alive_at_end, three.flows);
+    assert_eq!(
+        r.released_by_iack, three.flows as u64,
+        "deferral released by IACK"
+    );
+
+    let lossy = Scenario {
+        flow_pps: 100_000.0,
+        sync_loss: 0.05,
+        duration: Ns::millis(60),
+        ..Scenario::default()
+    };
+    let r = run(&lossy).expect("runs");
+    assert!(r.sync_lost > 0);
+    assert_eq!(r.window_drops, 0);
+
+    let kill = Scenario {
+        flows: 8,
+        flow_pps: 20_000.0,
+        start_spread: Ns::millis(1),
+        // Packets in flight when it dies are lost: TCP recovers by its 200 ms retransmission timeout.
+        duration: Ns::millis(400),
+        // Node 0 created every state; node 1 must carry both directions on what sync told it.
+        kill: Some((0, Ns::millis(40))),
+        ..Scenario::default()
+    };
+    let r = run(&kill).expect("runs");
+    assert!(r.lost_at_dead_node > 0, "the kill happened mid-transfer");
+    assert_eq!(r.window_drops, 0);
+    assert_eq!(r.other_drops, 0, "no packet of an established flow refused");
+    assert_eq!(
+        r.alive_at_end, kill.flows,
+        "every established flow continues through the survivor"
+    );
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn runs_are_deterministic() {
+    let sc = Scenario {
+        flows: 4,
+        flow_pps: 50_000.0,
+        sync_loss: 0.01,
+        start_spread: Ns::millis(1),
+        duration: Ns::millis(30),
+        ..Scenario::default()
+    };
+    let a = format!("{:?}", run(&sc).expect("runs"));
+    let b = format!("{:?}", run(&sc).expect("runs"));
+    assert_eq!(a, b);
+    let other = format!("{:?}", run(&Scenario { seed: 2, ..sc }).expect("runs"));
+    assert_ne!(a, other, "the seed matters");
+}
