@@ -1014,7 +1014,13 @@ impl<B: PacketBuf> Worker<B> {
             let Some(op) = links.pop_op() else { return };
             self.counters.ops.inc();
             match op {
-                PeerOp::Insert { record } => self.peer_insert(record, now),
+                PeerOp::Insert { record, ack } => {
+                    self.peer_insert(record, now);
+                    if ack && !links.push_event(LocalEvent::PeerInserted { name: record.name }) {
+                        // The peer's held packet then waits for its deferral timeout.
+                        self.counters.events_dropped.inc();
+                    }
+                }
                 PeerOp::Update { update } => self.peer_update(update, now),
                 PeerOp::Delete { name } => {
                     if let Some(index) = self.table.find_id(name.creator, name.id) {

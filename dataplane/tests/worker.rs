@@ -644,8 +644,14 @@ fn a_state_from_a_peer_lets_the_reply_through_on_this_node() {
         b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).is_empty(),
         "without the state: blocked"
     );
-    b.links.ops.push_back(PeerOp::Insert { record });
+    b.links.ops.push_back(PeerOp::Insert { record, ack: true });
     b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(
+        b.links
+            .events
+            .contains(&LocalEvent::PeerInserted { name: record.name }),
+        "the sync core hears the state is in the shard, and only then acknowledges it"
+    );
     assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
     assert_eq!(b.counters.states_from_peers.get(), 1);
 }

@@ -105,6 +105,12 @@ pub enum LocalEvent {
         /// Which state's packet.
         name: StateName,
     },
+    /// A peer's state that the peer asked us to acknowledge is now in the shard: packets of the flow
+    /// arriving here from now on find it, so the acknowledgement (INS_ACK) may go out.
+    PeerInserted {
+        /// Which state.
+        name: StateName,
+    },
 }
 
 /// Which request a snapshot answers.
@@ -136,6 +142,9 @@ pub enum PeerOp {
     Insert {
         /// The state.
         record: StateRecord,
+        /// The peer holds the creating packet until we acknowledge: report
+        /// [`LocalEvent::PeerInserted`] once the state is in the shard.
+        ack: bool,
     },
     /// Merge a peer's update into a state (pfsync's merge rules: only newer halves are taken).
     Update {

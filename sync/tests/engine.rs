@@ -5,7 +5,7 @@ mod cluster;
 
 use cluster::{Cluster, Link, states, tcp_record, update_of};
 use tandem_sync::engine::Policy;
-use tandem_sync::event::{LocalEvent, ReleaseReason, StateName};
+use tandem_sync::event::{LocalEvent, PeerOp, ReleaseReason, StateName};
 use tandem_sync::identity::{CreatorId, StateId};
 use tandem_sync::policy::WindowBudget;
 use tandem_sync::time::{Duration, Instant};
@@ -669,6 +669,83 @@ fn window_aware_answers_a_half_stale_update_only_when_its_own_was_lost() {
         "node 1 answered with the half node 0 missed"
     );
     assert_eq!(c.packets - before, 2);
+}
+
+#[test]
+fn an_insert_is_acknowledged_only_once_the_worker_holds_the_state() {
+    // Defect this guards against: acknowledging when the engine reads the insert releases the peer's
+    // held SYN while this node's worker may not have the state yet; the SYN-ACK coming back through
+    // this node is then refused and the client waits a second to retry.
+    use tandem_sync::engine::Engine;
+    use tandem_sync::event::StateRecord;
+    let t0 = Instant(1_000_000);
+    let engine = |i: usize| {
+        Engine::new(
+            cluster::config(i, 2, cluster::window_aware()),
+            cluster::one_worker as fn(&StateRecord) -> usize,
+            t0,
+        )
+        .expect("engine")
+    };
+    let (mut a, mut b) = (engine(0), engine(1));
+    // Each hears the other (their bulk requests and answers), so A waits for B's acknowledgement.
+    a.start(t0);
+    b.start(t0);
+    for _ in 0..3 {
+        a.handle_timeout(t0);
+        b.handle_timeout(t0);
+        while let Some(p) = a.poll_transmit(t0) {
+            b.handle_datagram(t0, cluster::address(0), &p.payload);
+        }
+        while let Some(p) = b.poll_transmit(t0) {
+            a.handle_datagram(t0, cluster::address(1), &p.payload);
+        }
+    }
+    let r = tcp_record(0x0a00_0001, 1, 1000);
+    a.handle_event(
+        t0,
+        0,
+        LocalEvent::Inserted {
+            record: r,
+            deferred: true,
+            at: t0,
+        },
+    );
+    a.handle_timeout(t0);
+    let mut delivered = 0;
+    while let Some(p) = a.poll_transmit(t0) {
+        b.handle_datagram(t0, cluster::address(0), &p.payload);
+        delivered += 1;
+    }
+    assert!(delivered > 0, "the insert went out at once");
+    b.handle_timeout(t0);
+    while b.poll_transmit(t0).is_some() {}
+    assert_eq!(
+        b.stats().sent[1].messages,
+        0,
+        "no INS_ACK before the worker has it"
+    );
+    let mut ops = Vec::new();
+    b.drain_ops(0, |op| {
+        ops.push(op);
+        true
+    });
+    assert!(
+        ops.iter()
+            .any(|op| matches!(op, PeerOp::Insert { ack: true, .. })),
+        "{ops:?}"
+    );
+    // The worker inserted it.
+    b.handle_event(t0, 0, LocalEvent::PeerInserted { name: r.name });
+    b.handle_timeout(t0);
+    let mut acked = false;
+    while let Some(p) = b.poll_transmit(t0) {
+        a.handle_datagram(t0, cluster::address(1), &p.payload);
+        acked = true;
+    }
+    assert!(acked);
+    assert_eq!(b.stats().sent[1].messages, 1);
+    assert_eq!(a.stats().released_by_iack, 1);
 }
 
 #[test]

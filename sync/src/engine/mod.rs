@@ -365,6 +365,7 @@ impl<M: ShardMap> Engine<M> {
             LocalEvent::DeferralDropped { name } => {
                 self.deferrals.remove(&name);
             }
+            LocalEvent::PeerInserted { name } => self.acknowledge(name),
         }
     }
 
@@ -645,14 +646,17 @@ impl<M: ShardMap> Engine<M> {
                 None => self.stats.unknown_state += 1,
             },
             Incoming::Ins { record, ack } => {
-                self.peer_record(now, record);
-                if ack {
-                    self.q_iack.push(record.name);
-                    self.pending_bytes += codec::SMALL_LEN;
-                    self.flush_now = true;
+                // A new state is acknowledged once the worker has it (its PeerInserted event): an
+                // acknowledgement sent earlier would release the peer's held packet while the answer
+                // could still reach this node before its worker knows the flow. A state we already had
+                // is in the worker: acknowledge at once.
+                if !self.peer_record(now, record, ack) && ack {
+                    self.acknowledge(record.name);
                 }
             }
-            Incoming::Upd(record) => self.peer_record(now, record),
+            Incoming::Upd(record) => {
+                self.peer_record(now, record, false);
+            }
             Incoming::Bus(creator, status) => {
                 self.peers.learn_host_id(peer, creator);
                 if creator == self.cfg.creator {
@@ -752,7 +756,16 @@ impl<M: ShardMap> Engine<M> {
         self.op(worker, PeerOp::Update { update });
     }
 
-    fn peer_record(&mut self, now: Instant, record: StateRecord) {
+    /// Sends an acknowledgement for a peer's insert.
+    fn acknowledge(&mut self, name: StateName) {
+        self.q_iack.push(name);
+        self.pending_bytes += codec::SMALL_LEN;
+        self.flush_now = true;
+    }
+
+    /// Takes a peer's full state; returns whether it was new to us (and went to a worker as an insert,
+    /// which reports back when `ack` is set).
+    fn peer_record(&mut self, now: Instant, record: StateRecord, ack: bool) -> bool {
         let name = record.name;
         if self.states.contains_key(&name) {
             // We have it (an insert that crossed ours, or a bulk copy of a state we hold): merge as an update.
@@ -765,7 +778,7 @@ impl<M: ShardMap> Engine<M> {
                     updates: 0,
                 },
             );
-            return;
+            return false;
         }
         let worker = self.shards.worker_of(&record).min(self.ops.len() - 1);
         self.states.insert(
@@ -788,7 +801,8 @@ impl<M: ShardMap> Engine<M> {
         self.requested.remove(&name);
         let mut record = record;
         record.flags &= !state_flags::ACK;
-        self.op(worker, PeerOp::Insert { record });
+        self.op(worker, PeerOp::Insert { record, ack });
+        true
     }
 
     fn request(&mut self, now: Instant, name: StateName) {

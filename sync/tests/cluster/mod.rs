@@ -202,8 +202,11 @@ impl Cluster {
         let mut events = Vec::new();
         for op in ops {
             match op {
-                PeerOp::Insert { record } => {
+                PeerOp::Insert { record, ack } => {
                     node.shard.states.entry(record.name).or_insert(record);
+                    if ack {
+                        events.push(LocalEvent::PeerInserted { name: record.name });
+                    }
                 }
                 PeerOp::Update { update } => {
                     if let Some(r) = node.shard.states.get_mut(&update.name) {
