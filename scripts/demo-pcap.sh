@@ -2,7 +2,7 @@
 # Tandem's demo on DPDK virtual devices: sets up, builds, generates a capture of TCP connections (some from
 # a network no rule lets in), runs the appliance with two ports on net_pcap, and prints what it did:
 # connections tracked, packets passed and blocked, and the states it held.
-# Usage: scripts/demo.sh
+# Usage: scripts/demo-pcap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -25,4 +25,8 @@ cargo test --workspace --locked
 step "heavy tests in release mode: bulk update at scale, simulations (ignored in debug builds)"
 cargo test --release --workspace --locked -- --ignored
 
+step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 failover (scripts/demo.sh --short)"
+scripts/demo.sh --short
+scripts/demo.sh --short --nodes 3
+
 step "all test layers passed"

@@ -226,8 +226,16 @@ fn show(
     };
     let answer = tandem_control::server::request(&socket, &request)
         .with_context(|| format!("asking {} (is tandem running?)", socket.display()))?;
-    print!("{answer}");
-    Ok(ExitCode::SUCCESS)
+    // A reader that stops early (`| head`) closes the pipe: that ends the output, it is not an error.
+    let mut out = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut out, answer.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut out))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the answer"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn run(path: &Path, stats_interval_ms: Option<u64>) -> Result<ExitCode> {
