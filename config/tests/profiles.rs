@@ -98,8 +98,8 @@ fn cluster_members_have_distinct_host_ids_and_list_each_other_as_peers() {
         }
     }
     assert_eq!(
-        clustered, 3,
-        "active-passive, active-active and the three-node cluster"
+        clustered, 4,
+        "active-passive, active-active, the three-node cluster and the namespace cluster"
     );
 }
 
