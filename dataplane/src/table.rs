@@ -55,6 +55,10 @@ pub struct State {
     pub origin: u8,
     /// What peers were last told about it.
     pub sync: SyncMark,
+    /// The highest acknowledgement each side (initiator, responder) sent through this node; 0 when none.
+    /// Local knowledge, never synced: it lets a FIN learnt from a peer after this node already passed its
+    /// acknowledgement still close the side (see `Worker`'s merge).
+    pub acked: [u32; 2],
 }
 
 impl State {
@@ -324,6 +328,7 @@ mod tests {
             bytes: [0; 2],
             origin: 0,
             sync: SyncMark::default(),
+            acked: [0; 2],
         }
     }
 

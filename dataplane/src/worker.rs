@@ -611,6 +611,7 @@ impl<B: PacketBuf> Worker<B> {
                     bytes: [frame_len as u64, 0],
                     origin: 0,
                     sync: SyncMark::of(&peers, now.secs() as u32),
+                    acked: [0; 2],
                 };
                 match self.table.insert(state) {
                     Ok(index) => {
@@ -681,6 +682,14 @@ impl<B: PacketBuf> Worker<B> {
             (tracking, _) => Some(track_pseudo(&mut st.peers, side, tracking)),
         };
         let st = self.table.get_mut(index);
+        if let Transport::Tcp(seg) = transport
+            && seg.flags & tcp::flags::ACK != 0
+        {
+            let a = &mut st.acked[side.index()];
+            if *a == 0 || tandem_sync::seq::gt(seg.ack, *a) {
+                *a = seg.ack;
+            }
+        }
         st.packets[side.index()] += 1;
         st.bytes[side.index()] += u64::from(bytes);
         if let Some(class) = class {
@@ -1021,7 +1030,11 @@ impl<B: PacketBuf> Worker<B> {
                         self.counters.events_dropped.inc();
                     }
                 }
-                PeerOp::Update { update } => self.peer_update(update, now),
+                PeerOp::Update { update } => {
+                    if let Some(event) = self.peer_update(update, now) {
+                        self.send_event(links, event);
+                    }
+                }
                 PeerOp::Delete { name } => {
                     if let Some(index) = self.table.find_id(name.creator, name.id) {
                         self.table.remove(index);
@@ -1140,6 +1153,7 @@ impl<B: PacketBuf> Worker<B> {
             bytes: record.bytes,
             origin: origin::FROM_PEER,
             sync: SyncMark::of(&record.peers, now.secs() as u32),
+            acked: [0; 2],
         };
         match self.table.insert(state) {
             Ok(_) => self.counters.states_from_peers.inc(),
@@ -1151,12 +1165,13 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    fn peer_update(&mut self, update: StateUpdate, now: Instant) {
-        let Some(index) = self.table.find_id(update.name.creator, update.name.id) else {
-            return;
-        };
+    /// Merges a peer's update; returns the event to report when that let this node close a side the peer
+    /// does not know is closed.
+    fn peer_update(&mut self, update: StateUpdate, now: Instant) -> Option<LocalEvent> {
+        let index = self.table.find_id(update.name.creator, update.name.id)?;
         let st = self.table.get_mut(index);
         merge_into(st, &update.peers);
+        let closed = close_acknowledged_fins(st);
         // A peer saw traffic on it: its expiry restarts, with the class both views agree on.
         let class = match st.tracking {
             Tracking::Tcp => tcp::timeout_class(&st.peers[0], &st.peers[1]),
@@ -1169,8 +1184,45 @@ impl<B: PacketBuf> Worker<B> {
         // Peers know what they sent us: no need to report that back. Our own newer half they do not
         // know, so the mark moves only as far as their update.
         st.sync.learnt(&update.peers, now.secs() as u32);
+        let event = closed.then(|| {
+            st.sync = SyncMark::of(&st.peers, now.secs() as u32);
+            LocalEvent::Updated {
+                update: StateUpdate {
+                    name: update.name,
+                    peers: st.peers,
+                    timeout: st.timeout,
+                    updates: 0,
+                },
+                at: now,
+            }
+        });
         self.release(update.name);
+        event
     }
+}
+
+/// pf moves a side from CLOSING to FIN_WAIT_2 when the other side acknowledges. On an asymmetric path the
+/// acknowledgement may pass this node before the peer's update tells it of the FIN; without this, both
+/// nodes keep the closed connection in CLOSING until tcp.closing expires and refuse a new connection on the
+/// same ports. A side is closed here only when the other side's acknowledgement, seen by this node, covers
+/// the FIN (pf itself takes any acknowledgement).
+fn close_acknowledged_fins(st: &mut State) -> bool {
+    if st.tracking != Tracking::Tcp {
+        return false;
+    }
+    let mut closed = false;
+    for x in 0..2 {
+        let acked = st.acked[1 - x];
+        let peer = &mut st.peers[x];
+        if peer.state == tandem_sync::state::tcp_state::CLOSING
+            && acked != 0
+            && tandem_sync::seq::geq(acked, peer.seqlo)
+        {
+            peer.state = tandem_sync::state::tcp_state::FIN_WAIT_2;
+            closed = true;
+        }
+    }
+    closed
 }
 
 fn merge_into(st: &mut State, peers: &[tandem_sync::state::TcpPeer; 2]) {

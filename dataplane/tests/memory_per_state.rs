@@ -56,6 +56,7 @@ fn a_million_states_take_at_most_256_bytes_each() {
             bytes: [60, 60],
             origin: 0,
             sync: SyncMark::default(),
+            acked: [0; 2],
         };
         table.insert(state).expect("room");
     }

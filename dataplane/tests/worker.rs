@@ -657,6 +657,56 @@ fn a_state_from_a_peer_lets_the_reply_through_on_this_node() {
 }
 
 #[test]
+fn a_fin_learnt_from_a_peer_after_its_acknowledgement_passed_here_still_closes_the_side() {
+    use tandem_sync::state::tcp_state;
+    // Node A sees the client's side: handshake (both ways, for simplicity), then the client's FIN.
+    let mut a = synced(false);
+    a.send(INSIDE, c2s(1000, 0, SYN, 0));
+    a.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    a.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    let LocalEvent::Inserted { mut record, .. } = a.links.events[0] else {
+        panic!("insert")
+    };
+    let index = a.worker.table().iter().next().expect("a state").0;
+    record.peers = a.worker.table().get(index).peers;
+    // Node B, on the return path, has the established state from A.
+    let mut b = synced(false);
+    b.links.ops.push_back(PeerOp::Insert { record, ack: false });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    // The server acknowledges the client's FIN (sequence 1001, ending at 1002) through B before A's
+    // update about that FIN reaches B: B cannot close the client's side yet.
+    assert_eq!(b.send(OUTSIDE, s2c(5001, 1002, ACK, 0)).len(), 1);
+    let index = b.worker.table().iter().next().expect("a state").0;
+    assert_eq!(
+        b.worker.table().get(index).peers[0].state,
+        tcp_state::ESTABLISHED
+    );
+    // Then A's update arrives: the client's side is CLOSING, its FIN ending at 1002.
+    let mut peers = b.worker.table().get(index).peers;
+    peers[0].state = tcp_state::CLOSING;
+    peers[0].seqlo = 1002;
+    let events = b.links.events.len();
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name: record.name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpClosing,
+            updates: 0,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(
+        b.worker.table().get(index).peers[0].state,
+        tcp_state::FIN_WAIT_2,
+        "B saw the acknowledgement that covers the FIN"
+    );
+    assert!(
+        matches!(b.links.events[events..], [LocalEvent::Updated { .. }]),
+        "and tells A, which never sees the server's packets"
+    );
+}
+
+#[test]
 fn expired_states_are_removed_and_reported() {
     let mut b = synced(false);
     b.send(INSIDE, c2s(1000, 0, SYN, 0));
