@@ -125,34 +125,25 @@ impl Bench {
 
 /// The client 198.18.0.10:40000 talks to the server 198.19.0.20:80.
 fn c2s(seq: u32, ack: u32, flags: TcpFlags, len: usize) -> Vec<u8> {
-    let ends = Endpoints::v4(
-        CLIENT_MAC,
-        MacAddr(FW_IN_MAC),
-        [198, 18, 0, 10].into(),
-        [198, 19, 0, 20].into(),
-    );
-    let repr = TcpRepr {
-        src_port: 40000,
-        dst_port: 80,
-        seq,
-        ack,
-        flags,
-        window: 65535,
-        ..TcpRepr::default()
-    };
-    build::tcp(&ends, &repr, &vec![0x5a; len]).expect("builds")
+    segment(true, seq, ack, flags, len)
 }
 
 fn s2c(seq: u32, ack: u32, flags: TcpFlags, len: usize) -> Vec<u8> {
-    let ends = Endpoints::v4(
-        SERVER_MAC,
-        MacAddr(FW_OUT_MAC),
-        [198, 19, 0, 20].into(),
-        [198, 18, 0, 10].into(),
-    );
+    segment(false, seq, ack, flags, len)
+}
+
+fn segment(from_client: bool, seq: u32, ack: u32, flags: TcpFlags, len: usize) -> Vec<u8> {
+    let client = ([198, 18, 0, 10].into(), 40000);
+    let server = ([198, 19, 0, 20].into(), 80);
+    let (src, dst, macs) = if from_client {
+        (client, server, (CLIENT_MAC, MacAddr(FW_IN_MAC)))
+    } else {
+        (server, client, (SERVER_MAC, MacAddr(FW_OUT_MAC)))
+    };
+    let ends = Endpoints::v4(macs.0, macs.1, src.0, dst.0);
     let repr = TcpRepr {
-        src_port: 80,
-        dst_port: 40000,
+        src_port: src.1,
+        dst_port: dst.1,
         seq,
         ack,
         flags,

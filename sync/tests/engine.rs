@@ -38,14 +38,7 @@ fn started_with(
 fn an_insert_reaches_every_peer() {
     let mut c = started(3);
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     for node in 1..3 {
         assert_eq!(
@@ -60,14 +53,7 @@ fn an_insert_reaches_every_peer() {
 fn many_changes_of_one_state_make_one_message() {
     let mut c = started(2);
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     let before = c.nodes[0].engine.stats().sent[2].messages;
     // Ten small changes within the flush deadline: one UPD_C carrying the last.
@@ -94,14 +80,7 @@ fn updates_of_many_states_share_packets() {
         .map(|i| tcp_record(0x0a00_0001, i, 1000))
         .collect();
     for r in &records {
-        c.event(
-            0,
-            LocalEvent::Inserted {
-                record: *r,
-                deferred: false,
-                at: c.now,
-            },
-        );
+        c.insert(0, *r, false);
     }
     c.run_for(Duration::millis(1));
     let packets_before = c.nodes[0].engine.stats().packets_out;
@@ -126,14 +105,7 @@ fn updates_of_many_states_share_packets() {
 fn a_slow_flows_update_waits_for_the_flush_deadline() {
     let mut c = started(2);
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     let t0 = c.now;
     c.event(
@@ -166,14 +138,7 @@ fn a_fast_flows_update_goes_out_before_the_peers_window_check_would_fail() {
         };
     });
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     // 1.25 GB/s (10 Gbit/s): a 4 KB step every 3.3 us. The flush deadline is 10 ms, but pf's 67 KB
     // tolerance is used up in about 50 us: the update must not wait for the deadline.
@@ -210,14 +175,7 @@ fn classic_sends_after_maxupd_updates_or_the_one_second_timer() {
         }
     });
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::secs(2));
     // 100 updates: under maxupd, so nothing until the timer.
     let t0 = c.now;
@@ -286,14 +244,7 @@ fn a_deferral_waits_for_every_live_peer() {
     // Node 2 is slow: 2 ms away from node 0's point of view.
     c.nodes[2].up = false;
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: true,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, true);
     c.run_for(Duration::millis(5));
     assert!(
         c.nodes[0].shard.released.is_empty(),
@@ -314,14 +265,7 @@ fn a_dead_peer_is_not_waited_for() {
         "node 2 is peer 1 of node 0"
     );
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: true,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, true);
     c.run_for(Duration::millis(1));
     assert_eq!(
         c.nodes[0].shard.released.first().map(|r| r.1),
@@ -334,14 +278,7 @@ fn any_update_about_a_deferred_state_releases_it() {
     let mut c = started(2);
     c.nodes[1].up = false;
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: true,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, true);
     c.run_for(Duration::millis(1));
     // The reply went through node 1, which learned the state some other way and sends an update.
     c.nodes[1].up = true;
@@ -558,14 +495,7 @@ fn a_stale_update_never_rolls_a_newer_state_back() {
     // Defect (FreeBSD opnsense/src#327): a stale peer copied back over a newer state.
     let mut c = started(2);
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     let now = c.now;
     c.event(
@@ -596,14 +526,7 @@ fn a_path_change_keeps_the_newer_half_from_each_node() {
     // node now seeing the ACKs (newer seqhi, older seqlo) as stale, and the other node dropped data.
     let mut c = started(2);
     let r = tcp_record(0x0a00_0001, 1, 100_000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(1));
     // Node 1 now sees the ACKs: the sender's right edge moved to 400_000, its seqlo is 90_000 as node 1
     // last heard.
@@ -630,14 +553,7 @@ fn window_aware_answers_a_half_stale_update_only_when_its_own_was_lost() {
     // have been lost.
     let mut c = started(2);
     let r = tcp_record(0x0a00_0001, 1, 1000);
-    c.event(
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
-        },
-    );
+    c.insert(0, r, false);
     c.run_for(Duration::millis(5));
     let name = r.name;
     let moved = |c: &mut Cluster, node: usize, side0: u32, side1: u32| {
@@ -754,14 +670,7 @@ fn lossy_sync_links_still_converge_through_requests() {
     let mut c = started_with(2, lossy, |_, _| {});
     let records: Vec<_> = (1..=50).map(|i| tcp_record(0x0a00_0001, i, 1000)).collect();
     for r in &records {
-        c.event(
-            0,
-            LocalEvent::Inserted {
-                record: *r,
-                deferred: false,
-                at: c.now,
-            },
-        );
+        c.insert(0, *r, false);
         c.run_for(Duration(200));
     }
     for round in 0..10 {

@@ -320,6 +320,19 @@ impl Cluster {
         self.run_until(until)
     }
 
+    /// A worker on `node` created `record` now (holding its creating packet when `deferred`).
+    pub fn insert(&mut self, node: usize, record: StateRecord, deferred: bool) {
+        let at = self.now;
+        self.event(
+            node,
+            LocalEvent::Inserted {
+                record,
+                deferred,
+                at,
+            },
+        );
+    }
+
     pub fn event(&mut self, node: usize, event: LocalEvent) {
         let now = self.now;
         self.nodes[node].engine.handle_event(now, 0, event);
