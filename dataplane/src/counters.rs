@@ -36,11 +36,24 @@ pub enum DropReason {
     IcmpNoState,
     /// The packet was punted to the control thread but its queue was full.
     PuntFull,
+    /// A SYN on a state whose both sides are established (pf answers with a challenge ACK and drops it).
+    SynOnEstablished,
+    /// TCP flags no stack sends (pf's `pf_normalize_tcp`: SYN with RST, FIN/PSH/URG without ACK, none).
+    BadTcpFlags,
+    /// IPv4 options on a packet whose rule does not say `allow-opts` (pf's `PFRES_IPOPTIONS`).
+    IpOptions,
+    /// Router mode: a frame whose destination MAC is not ours (another host's on a shared segment).
+    NotForUs,
+    /// An ICMP error that names a state but does not fit it: its outer destination is not the quoted
+    /// packet's source, or the quote travels the wrong way (pf's `PFRES_BADSTATE`).
+    IcmpMismatch,
+    /// An ICMP echo request or reply travelling the wrong way on its state.
+    EchoDirection,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Malformed,
         DropReason::NotIp,
         DropReason::Fragment,
@@ -55,6 +68,12 @@ impl DropReason {
         DropReason::LocalUnhandled,
         DropReason::IcmpNoState,
         DropReason::PuntFull,
+        DropReason::SynOnEstablished,
+        DropReason::BadTcpFlags,
+        DropReason::IpOptions,
+        DropReason::NotForUs,
+        DropReason::IcmpMismatch,
+        DropReason::EchoDirection,
     ];
 
     /// The counter's name.
@@ -74,6 +93,12 @@ impl DropReason {
             DropReason::LocalUnhandled => "local_unhandled",
             DropReason::IcmpNoState => "icmp_no_state",
             DropReason::PuntFull => "punt_full",
+            DropReason::SynOnEstablished => "syn_on_established",
+            DropReason::BadTcpFlags => "bad_tcp_flags",
+            DropReason::IpOptions => "ip_options",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::IcmpMismatch => "icmp_mismatch",
+            DropReason::EchoDirection => "echo_direction",
         }
     }
 
@@ -143,8 +168,14 @@ pub struct WorkerCounters {
     pub state_hits: Counter,
     /// Packets punted to the control thread (ARP, neighbour discovery, VRRP, to the appliance).
     pub punted: Counter,
-    /// Packets the worker originated (RST, ICMP errors).
+    /// Packets the worker originated (RST, ICMP errors, challenge ACKs).
     pub originated: Counter,
+    /// Answers not sent because the worker's answer rate limit was reached.
+    pub answers_limited: Counter,
+    /// Answers not sent because the packet they would answer failed its transport checksum.
+    pub answers_bad_checksum: Counter,
+    /// TCP segments whose flags were normalized (a FIN cleared from a SYN).
+    pub normalized: Counter,
     /// Events pushed to the sync core.
     pub events: Counter,
     /// Events dropped because the queue to the sync core was full (repaired later by update requests).
@@ -179,6 +210,9 @@ impl WorkerCounters {
             state_hits: Counter::default(),
             punted: Counter::default(),
             originated: Counter::default(),
+            answers_limited: Counter::default(),
+            answers_bad_checksum: Counter::default(),
+            normalized: Counter::default(),
             events: Counter::default(),
             events_dropped: Counter::default(),
             ops: Counter::default(),
@@ -220,6 +254,12 @@ impl WorkerCounters {
             ("state_hits".to_string(), self.state_hits.get()),
             ("punted".to_string(), self.punted.get()),
             ("originated".to_string(), self.originated.get()),
+            ("answers_limited".to_string(), self.answers_limited.get()),
+            (
+                "answers_bad_checksum".to_string(),
+                self.answers_bad_checksum.get(),
+            ),
+            ("normalized".to_string(), self.normalized.get()),
             ("sync_events".to_string(), self.events.get()),
             ("sync_events_dropped".to_string(), self.events_dropped.get()),
             ("sync_ops".to_string(), self.ops.get()),

@@ -69,6 +69,55 @@ const OPS_PER_POLL: usize = 256;
 const EXPIRY_PER_POLL: usize = 64;
 /// IP protocol number of VRRP (RFC 5798 section 5.2.4).
 const PROTO_VRRP: u8 = 112;
+/// Answers (RSTs, ICMP errors, challenge ACKs) one worker sends per second at most, and in one burst: a
+/// flood of packets that draw answers cannot make the firewall an amplifier (RFC 4443 section 2.4 (f) and
+/// RFC 5961 section 7 ask the same of hosts).
+const ANSWERS_PER_SEC: u64 = 1000;
+/// Answers one worker may send back to back before the rate applies.
+const ANSWER_BURST: u64 = 50;
+
+/// A token bucket for the answers a worker originates, in millionths of an answer.
+#[derive(Debug)]
+struct AnswerBudget {
+    credit: u64,
+    last: Instant,
+}
+
+impl AnswerBudget {
+    const ONE: u64 = 1_000_000;
+
+    fn new(now: Instant) -> AnswerBudget {
+        AnswerBudget {
+            credit: ANSWER_BURST * Self::ONE,
+            last: now,
+        }
+    }
+
+    /// Takes one answer's worth if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.since(self.last).as_micros();
+        self.last = self.last.max(now);
+        self.credit = self
+            .credit
+            .saturating_add(elapsed.saturating_mul(ANSWERS_PER_SEC))
+            .min(ANSWER_BURST * Self::ONE);
+        if self.credit >= Self::ONE {
+            self.credit -= Self::ONE;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Why a packet on a state goes no further.
+#[derive(Clone, Copy, Debug)]
+enum Refused {
+    /// Dropped and counted.
+    Drop(DropReason),
+    /// A SYN on an established connection: dropped, answered with a challenge ACK carrying these numbers.
+    Challenge { seq: u32, ack: u32 },
+}
 
 /// How packets cross the appliance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,6 +320,7 @@ pub struct Worker<B> {
     looked: Vec<Look>,
     tx: Vec<Vec<B>>,
     asked: VecDeque<(NextHop, Instant)>,
+    answers: AnswerBudget,
 }
 
 /// A worker's counters per rule: packets decided and states created.
@@ -301,6 +351,7 @@ impl<B: PacketBuf> Worker<B> {
                 .map(|_| Vec::with_capacity(BURST * ports.max(1) + BURST))
                 .collect(),
             asked: VecDeque::with_capacity(64),
+            answers: AnswerBudget::new(now),
             cfg,
             rules,
             routes,
@@ -454,7 +505,7 @@ impl<B: PacketBuf> Worker<B> {
         self.counters.rx_packets.inc();
         self.counters.rx_bytes.add(frame_len as u64);
         let Look { meta, flow } = look;
-        let m = match meta {
+        let mut m = match meta {
             Ok(m) => m,
             Err(reason) => {
                 if let Some(c) = self.counters.malformed.get(reason.index()) {
@@ -463,6 +514,10 @@ impl<B: PacketBuf> Worker<B> {
                 return self.drop_packet(DropReason::Malformed);
             }
         };
+        let mut packet = packet;
+        if let Err(reason) = self.normalize(&mut packet, &mut m) {
+            return self.drop_packet(reason);
+        }
         let router = matches!(self.cfg.forwarding, Forwarding::Router);
         let Some(family) = m.family() else {
             // Not IP: ARP, or another ethertype.
@@ -542,7 +597,16 @@ impl<B: PacketBuf> Worker<B> {
                     self.counters.state_hits.inc();
                     self.forward(io, links, packet, &m, ingress, egress, hop, now)
                 }
-                Err(reason) => self.drop_packet(reason),
+                Err(Refused::Drop(reason)) => self.drop_packet(reason),
+                Err(Refused::Challenge { seq, ack }) => {
+                    let frame = packet.as_ref();
+                    if let Some(answer) =
+                        build::challenge_ack_for(frame, &m, seq, ack, build::DEFAULT_HOP_LIMIT)
+                    {
+                        self.originate(io, ingress, &answer, now);
+                    }
+                    self.drop_packet(DropReason::SynOnEstablished)
+                }
             }
             return;
         }
@@ -571,7 +635,7 @@ impl<B: PacketBuf> Worker<B> {
         match decision.verdict {
             Verdict::Block { answer } => {
                 if answer {
-                    self.answer_blocked(io, &packet, ingress, &m);
+                    self.answer_blocked(io, &packet, ingress, &m, now);
                 }
                 let reason = if decision.rule.is_some() {
                     DropReason::BlockedByRule
@@ -656,7 +720,26 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Runs the packet against its state; `Err` is the reason to drop it.
+    /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends and clears a FIN
+    /// from a SYN, rewriting the frame (and `m`) in place. Other packets pass untouched.
+    fn normalize(&self, packet: &mut B, m: &mut PacketMeta) -> Result<(), DropReason> {
+        let L4::Tcp(t) = &mut m.l4 else {
+            return Ok(());
+        };
+        let flags = tcp::normalize_flags(t.flags.0).ok_or(DropReason::BadTcpFlags)?;
+        if flags != t.flags.0 {
+            t.flags = crate::wire::tcp::TcpFlags(flags);
+            let segment = packet
+                .as_mut()
+                .get_mut(usize::from(m.l4_offset)..)
+                .ok_or(DropReason::Malformed)?;
+            crate::wire::tcp::Packet::new_unchecked(segment).rewrite_flags(t.flags);
+            self.counters.normalized.inc();
+        }
+        Ok(())
+    }
+
+    /// Runs the packet against its state; `Err` says what to do instead of forwarding it.
     fn track<L: WorkerLinks<B>>(
         &mut self,
         links: &mut L,
@@ -665,18 +748,21 @@ impl<B: PacketBuf> Worker<B> {
         transport: &Transport,
         bytes: u32,
         now: Instant,
-    ) -> Result<(), DropReason> {
+    ) -> Result<(), Refused> {
         let st = self.table.get_mut(index);
         let side = st.side_of(src_first);
         let class = match (st.tracking, transport) {
             (Tracking::Tcp, Transport::Tcp(seg)) => match tcp::track(&mut st.peers, side, seg) {
                 Ok(accept) => accept.refresh,
-                Err(TcpRefusal::OutOfWindow) => return Err(DropReason::OutOfWindow),
+                Err(TcpRefusal::OutOfWindow) => return Err(Refused::Drop(DropReason::OutOfWindow)),
+                Err(TcpRefusal::SynOnEstablished { seq, ack }) => {
+                    return Err(Refused::Challenge { seq, ack });
+                }
                 Err(TcpRefusal::ReuseOfClosed) => {
                     // pf drops this SYN and forgets the old connection; the retransmitted SYN opens anew.
                     let gone = self.table.remove(index);
                     self.report_delete(links, &gone);
-                    return Err(DropReason::BlockedByDefault);
+                    return Err(Refused::Drop(DropReason::BlockedByDefault));
                 }
             },
             (tracking, _) => Some(track_pseudo(&mut st.peers, side, tracking)),
@@ -837,7 +923,7 @@ impl<B: PacketBuf> Worker<B> {
     {
         match self.prepare(links, &mut packet, m, egress, hop, now) {
             Ok(()) => self.tx[usize::from(egress.0)].push(packet),
-            Err(reason) => self.refuse(io, &packet, m, ingress, reason),
+            Err(reason) => self.refuse(io, &packet, m, ingress, reason, now),
         }
     }
 
@@ -849,6 +935,7 @@ impl<B: PacketBuf> Worker<B> {
         m: &PacketMeta,
         ingress: PortId,
         reason: DropReason,
+        now: Instant,
     ) {
         if reason == DropReason::TtlExceeded
             && let Some(router) = m
@@ -862,7 +949,7 @@ impl<B: PacketBuf> Worker<B> {
                 .map_or([0; 6], |p| p.mac);
             if let Some(mut answer) = time_exceeded(packet.as_ref(), m, &router) {
                 answer.ends.src_mac = crate::wire::ethernet::MacAddr(mac);
-                self.originate(io, ingress, &answer);
+                self.originate(io, ingress, &answer, now);
             }
         }
         self.drop_packet(reason);
@@ -885,7 +972,7 @@ impl<B: PacketBuf> Worker<B> {
         L: WorkerLinks<B>,
     {
         if let Err(reason) = self.prepare(links, &mut packet, m, egress, hop, now) {
-            return self.refuse(io, &packet, m, ingress, reason);
+            return self.refuse(io, &packet, m, ingress, reason, now);
         }
         let Some(defer) = self.cfg.defer else {
             return self.tx[usize::from(egress.0)].push(packet);
@@ -941,13 +1028,18 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Sends a packet the worker makes itself (an answer) out of `port`.
+    /// Sends a packet the worker makes itself (an answer) out of `port`, within the answer rate limit.
     fn originate<IO: PortIo<Buf = B>>(
         &mut self,
         io: &mut IO,
         port: PortId,
         answer: &build::Answer<'_>,
+        now: Instant,
     ) {
+        if !self.answers.take(now) {
+            self.counters.answers_limited.inc();
+            return;
+        }
         let Some(mut out) = io.alloc() else { return };
         let len = answer.buffer_len();
         if !out.set_len(len) {
@@ -959,15 +1051,22 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Answers a packet a `block return` rule refused: a RST for TCP, port unreachable for the rest.
+    /// Answers a packet a `block return` rule refused: a RST for TCP, port unreachable for the rest. As pf
+    /// does, a packet whose transport checksum fails is not answered (it may be forged or damaged, and the
+    /// answer would quote or acknowledge bytes the sender never sent).
     fn answer_blocked<IO: PortIo<Buf = B>>(
         &mut self,
         io: &mut IO,
         packet: &B,
         ingress: PortId,
         m: &PacketMeta,
+        now: Instant,
     ) {
         let frame = packet.as_ref();
+        if !m.l4_checksum_ok(frame) {
+            self.counters.answers_bad_checksum.inc();
+            return;
+        }
         let answer = match m.l4 {
             L4::Tcp(_) => build::reset_for(frame, m, build::DEFAULT_HOP_LIMIT),
             _ => {
@@ -981,7 +1080,7 @@ impl<B: PacketBuf> Worker<B> {
             }
         };
         if let Some(answer) = answer {
-            self.originate(io, ingress, &answer);
+            self.originate(io, ingress, &answer, now);
         }
     }
 

@@ -26,6 +26,8 @@ pub mod flags {
     pub const PSH: u8 = 0x08;
     /// ACK.
     pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
 }
 
 /// RFC 7323 section 2.3: shifts above 14 are treated as 14.
@@ -98,6 +100,37 @@ pub enum TcpRefusal {
     /// A new SYN for a connection whose both sides have closed: the state should be removed so that the
     /// retransmitted SYN creates a fresh one (port reuse).
     ReuseOfClosed,
+    /// A SYN on a connection established on both sides (a forgery, or a host that rebooted and reuses its
+    /// ports): pf drops it and answers with a challenge ACK (RFC 5961 section 4) so that a live sender
+    /// resets; the state is left as it was.
+    SynOnEstablished {
+        /// The challenge ACK's sequence number: what the other side has sent so far.
+        seq: u32,
+        /// Its acknowledgement: what the SYN's sender has sent so far.
+        ack: u32,
+    },
+}
+
+/// pf's `pf_normalize_tcp`, run on every TCP segment before any lookup: the flags after normalization, or
+/// `None` for a combination no stack sends (SYN with RST; FIN, PSH or URG without ACK; no SYN, ACK or
+/// RST at all). A FIN on a SYN that carries ACK is cleared, as pf does.
+pub fn normalize_flags(bits: u8) -> Option<u8> {
+    use flags::*;
+    if bits & SYN != 0 {
+        if bits & RST != 0 {
+            return None;
+        }
+    } else if bits & (ACK | RST) == 0 {
+        return None;
+    }
+    if bits & ACK == 0 && bits & (FIN | PSH | URG) != 0 {
+        return None;
+    }
+    if bits & SYN != 0 {
+        Some(bits & !FIN)
+    } else {
+        Some(bits)
+    }
 }
 
 /// The window-scale byte pf keeps for a SYN's option: the flag plus the (capped) shift, or 0 when absent.
@@ -170,6 +203,18 @@ pub fn track(
         && dst.state >= tcp_state::FIN_WAIT_2
     {
         return Err(TcpRefusal::ReuseOfClosed);
+    }
+    // pf_test_state: a SYN on a connection both sides have established is not a new connection and must
+    // neither pass nor move the window (an in-window forged SYN would otherwise pass, since a segment
+    // without ACK skips the acknowledgement check).
+    if seg.flags & (flags::SYN | flags::ACK) == flags::SYN
+        && src.state >= tcp_state::ESTABLISHED
+        && dst.state >= tcp_state::ESTABLISHED
+    {
+        return Err(TcpRefusal::SynOnEstablished {
+            seq: dst.seqlo,
+            ack: src.seqlo,
+        });
     }
 
     let (mut sws, mut dws) = if src.wscale != 0 && dst.wscale != 0 && !seg.has(flags::SYN) {
@@ -512,6 +557,61 @@ mod tests {
             track(&mut peers, C, &seg(90000, 0, SYN, 65535, 0)),
             Err(TcpRefusal::ReuseOfClosed)
         );
+    }
+
+    #[test]
+    fn an_in_window_syn_on_an_established_connection_is_refused_and_moves_nothing() {
+        let mut peers = established();
+        track(&mut peers, C, &seg(1001, 5001, ACK, 65535, 1448)).expect("data");
+        let before = peers;
+        for seq in [1001 + 1448, 1001 + 10_000, 1001] {
+            assert_eq!(
+                track(&mut peers, C, &seg(seq, 0, SYN, 65535, 0)),
+                Err(TcpRefusal::SynOnEstablished {
+                    seq: 5001,
+                    ack: 1001 + 1448
+                })
+            );
+            assert_eq!(
+                track(&mut peers, S, &seg(5001, 0, SYN, 65535, 0)),
+                Err(TcpRefusal::SynOnEstablished {
+                    seq: 1001 + 1448,
+                    ack: 5001
+                })
+            );
+        }
+        assert_eq!(peers, before);
+    }
+
+    #[test]
+    fn normalization_drops_flag_combinations_no_stack_sends() {
+        for bad in [
+            SYN | RST,
+            SYN | RST | ACK,
+            SYN | URG,
+            SYN | FIN,
+            SYN | PSH,
+            FIN,
+            PSH,
+            URG,
+            FIN | PSH | URG,
+            0,
+        ] {
+            assert_eq!(normalize_flags(bad), None, "flags {bad:#04x}");
+        }
+        for good in [
+            SYN,
+            SYN | ACK,
+            ACK,
+            ACK | PSH,
+            FIN | ACK,
+            RST,
+            RST | ACK,
+            ACK | URG,
+        ] {
+            assert_eq!(normalize_flags(good), Some(good), "flags {good:#04x}");
+        }
+        assert_eq!(normalize_flags(SYN | FIN | ACK), Some(SYN | ACK));
     }
 
     #[test]

@@ -604,8 +604,8 @@ pub struct Answer<'a> {
 /// What an [`Answer`] sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerKind<'a> {
-    /// A TCP RST (or RST|ACK).
-    Reset(TcpRepr),
+    /// A TCP segment without payload: a RST, a RST|ACK, or a challenge ACK.
+    Tcp(TcpRepr),
     /// An ICMP error quoting the packet.
     IcmpError {
         /// Which error.
@@ -619,7 +619,7 @@ impl Answer<'_> {
     /// Length of the frame.
     pub fn buffer_len(&self) -> usize {
         match self.kind {
-            AnswerKind::Reset(repr) => self.ends.frame_len(repr.buffer_len()),
+            AnswerKind::Tcp(repr) => self.ends.frame_len(repr.buffer_len()),
             AnswerKind::IcmpError { quoted, .. } => self
                 .ends
                 .frame_len(icmpv4::HEADER_LEN + quote_len(&self.ends, quoted)),
@@ -629,7 +629,7 @@ impl Answer<'_> {
     /// Writes the frame into `buf`; returns its length.
     pub fn emit_into(&self, buf: &mut [u8]) -> Result<usize> {
         match self.kind {
-            AnswerKind::Reset(repr) => tcp_into(buf, &self.ends, &repr, &[]),
+            AnswerKind::Tcp(repr) => tcp_into(buf, &self.ends, &repr, &[]),
             AnswerKind::IcmpError { error, quoted } => {
                 icmp_error_into(buf, &self.ends, error, quoted)
             }
@@ -678,10 +678,40 @@ pub fn reset_for(frame: &[u8], meta: &PacketMeta, hop_limit: u8) -> Option<Answe
     };
     Some(Answer {
         ends: answer_ends(frame, meta, hop_limit)?,
-        kind: AnswerKind::Reset(TcpRepr {
+        kind: AnswerKind::Tcp(TcpRepr {
             src_port: seg.dst_port,
             dst_port: seg.src_port,
             ..repr
+        }),
+    })
+}
+
+/// The challenge ACK that answers a SYN on an established connection (RFC 5961 section 4.2, pf's
+/// `pf_send_challenge_ack`): an ACK from the SYN's destination carrying `seq` and `ack`, the numbers the
+/// state knows, so that a live sender of the SYN answers with a RST that the state accepts. `None` for
+/// anything but a whole TCP segment.
+pub fn challenge_ack_for(
+    frame: &[u8],
+    meta: &PacketMeta,
+    seq: u32,
+    ack: u32,
+    hop_limit: u8,
+) -> Option<Answer<'static>> {
+    let L4::Tcp(seg) = meta.l4 else {
+        return None;
+    };
+    if meta.fragment != Fragment::None {
+        return None;
+    }
+    Some(Answer {
+        ends: answer_ends(frame, meta, hop_limit)?,
+        kind: AnswerKind::Tcp(TcpRepr {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq,
+            ack,
+            flags: TcpFlags::ACK,
+            ..TcpRepr::default()
         }),
     })
 }
@@ -902,6 +932,26 @@ mod tests {
     fn a_reset_is_never_answered() {
         let rst = meta(&captured::RST_V6);
         assert_eq!(reset_for(&captured::RST_V6, &rst, 64), None);
+    }
+
+    #[test]
+    fn the_challenge_ack_for_a_syn_comes_from_its_destination_with_the_states_numbers() {
+        let syn = meta(&captured::SYN_V4);
+        let L4::Tcp(seg) = syn.l4 else {
+            panic!("a TCP SYN")
+        };
+        let frame = challenge_ack_for(&captured::SYN_V4, &syn, 7000, 9000, 64)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let answer = meta(&frame);
+        assert_eq!((answer.src, answer.dst), (syn.dst, syn.src));
+        let L4::Tcp(ack) = answer.l4 else {
+            panic!("a TCP segment")
+        };
+        assert_eq!((ack.src_port, ack.dst_port), (seg.dst_port, seg.src_port));
+        assert_eq!((ack.seq, ack.ack, ack.flags), (7000, 9000, TcpFlags::ACK));
+        assert!(answer.l4_checksum_ok(&frame));
     }
 
     #[test]

@@ -425,6 +425,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.data_mut()[field::OFFSET_FLAGS.start + 1] = flags.0;
     }
 
+    /// Replaces the flags and updates the checksum incrementally (RFC 1624), as a firewall that
+    /// normalizes a segment in flight does: the rest of the segment need not be read.
+    pub fn rewrite_flags(&mut self, flags: TcpFlags) {
+        let old = read_u16(&self.data()[field::OFFSET_FLAGS]);
+        self.set_flags(flags);
+        let new = read_u16(&self.data()[field::OFFSET_FLAGS]);
+        let sum = super::checksum::update(self.checksum(), old, new);
+        self.set_checksum(sum);
+    }
+
     /// Sets the window.
     pub fn set_window_len(&mut self, value: u16) {
         write_u16(&mut self.data_mut()[field::WINDOW], value);
