@@ -32,7 +32,7 @@ pub enum DropReason {
     TxFull,
     /// Addressed to the appliance itself and not handled.
     LocalUnhandled,
-    /// An ICMP error quoting a packet of no known state, or outside its window.
+    /// An ICMP error quoting a packet of no known state (or a later fragment).
     IcmpNoState,
     /// The packet was punted to the control thread but its queue was full.
     PuntFull,
@@ -44,8 +44,9 @@ pub enum DropReason {
     IpOptions,
     /// Router mode: a frame whose destination MAC is not ours (another host's on a shared segment).
     NotForUs,
-    /// An ICMP error that names a state but does not fit it: its outer destination is not the quoted
-    /// packet's source, or the quote travels the wrong way (pf's `PFRES_BADSTATE`).
+    /// An ICMP error that does not fit the state it names: its outer destination is not the quoted
+    /// packet's source, a quoted TCP sequence number lies outside the window, or a quoted echo travels the
+    /// wrong way (pf's `PFRES_BADSTATE`).
     IcmpMismatch,
     /// An ICMP echo request or reply travelling the wrong way on its state.
     EchoDirection,

@@ -37,7 +37,7 @@ use crate::route::{NeighborCache, NextHop, RouteTable};
 use crate::rules::{RuleInput, RuleSet, Verdict};
 use crate::table::{InsertError, NO_RULE, State, StateTable, origin};
 use crate::tracker::tcp::{self, TcpRefusal, TcpSegment};
-use crate::tracker::{Tracking, initial_pseudo_peers, track_pseudo};
+use crate::tracker::{Side, Tracking, initial_pseudo_peers, track_pseudo};
 use crate::wire::build;
 use crate::wire::checksum::ChecksumCaps;
 use crate::wire::meta::{
@@ -296,7 +296,8 @@ struct Held<B> {
 enum Transport {
     Tcp(TcpSegment),
     Udp,
-    IcmpEcho,
+    /// An echo request (`true`) or reply.
+    IcmpEcho(bool),
     IcmpError { quoted: QuotedMeta },
     IcmpOther,
     Other,
@@ -567,8 +568,8 @@ impl<B: PacketBuf> Worker<B> {
         }
 
         if let Transport::IcmpError { quoted } = transport {
-            if !self.icmp_error_fits(&quoted) {
-                return self.drop_packet(DropReason::IcmpNoState);
+            if let Err(reason) = self.icmp_error_fits(&m, &quoted) {
+                return self.drop_packet(reason);
             }
             return self.forward(io, links, packet, &m, ingress, egress, hop, now);
         }
@@ -647,11 +648,16 @@ impl<B: PacketBuf> Worker<B> {
             Verdict::Pass { keep_state: false } => {
                 self.forward(io, links, packet, &m, ingress, egress, hop, now)
             }
+            Verdict::Pass { keep_state: true } if matches!(transport, Transport::IcmpEcho(false)) => {
+                // An echo reply opens nothing: pf's state for it would take the reply's direction for the
+                // request's and refuse every later packet of the exchange.
+                self.drop_packet(DropReason::EchoDirection)
+            }
             Verdict::Pass { keep_state: true } => {
                 let tracking = match transport {
                     Transport::Tcp(_) => Tracking::Tcp,
                     Transport::Udp => Tracking::Udp,
-                    Transport::IcmpEcho => Tracking::IcmpEcho,
+                    Transport::IcmpEcho(_) => Tracking::IcmpEcho,
                     _ => Tracking::Other,
                 };
                 let peers = match transport {
@@ -765,6 +771,11 @@ impl<B: PacketBuf> Worker<B> {
                     return Err(Refused::Drop(DropReason::BlockedByDefault));
                 }
             },
+            (Tracking::IcmpEcho, Transport::IcmpEcho(request)) if *request != (side == Side::Initiator) => {
+                // pf's `pf_icmp_state_lookup`: requests only from the side that asked first, replies only
+                // from the other.
+                return Err(Refused::Drop(DropReason::EchoDirection));
+            }
             (tracking, _) => Some(track_pseudo(&mut st.peers, side, tracking)),
         };
         let st = self.table.get_mut(index);
@@ -806,20 +817,26 @@ impl<B: PacketBuf> Worker<B> {
         Ok(())
     }
 
-    fn icmp_error_fits(&self, quoted: &QuotedMeta) -> bool {
-        let (sport, dport, tcp_seq) = match quoted.l4 {
+    /// pf's `pf_test_state_icmp` for an ICMP error: its outer destination must be the quoted packet's
+    /// source (the error goes back to whoever sent the packet), the quoted flow must have a state here,
+    /// and the quote must fit it: a TCP sequence number inside its sender's window, an echo travelling the
+    /// way echoes of that state travel. UDP and other quotes fit by their ports and addresses alone.
+    fn icmp_error_fits(&self, outer: &PacketMeta, quoted: &QuotedMeta) -> Result<(), DropReason> {
+        if outer.dst != quoted.src {
+            return Err(DropReason::IcmpMismatch);
+        }
+        let (sport, dport) = match quoted.l4 {
             QuotedL4::Tcp {
                 src_port,
                 dst_port,
-                seq,
-            } => (src_port, dst_port, Some(seq)),
-            QuotedL4::Udp { src_port, dst_port } => (src_port, dst_port, None),
-            QuotedL4::IcmpEcho { id, .. } => (id, id, None),
+                ..
+            } => (src_port, dst_port),
+            QuotedL4::Udp { src_port, dst_port } => (src_port, dst_port),
+            QuotedL4::IcmpEcho { id, .. } => (id, id),
             // pf drops errors about later fragments: nothing identifies the flow.
-            QuotedL4::LaterFragment => return false,
-            QuotedL4::Other => (0, 0, None),
+            QuotedL4::LaterFragment => return Err(DropReason::IcmpNoState),
+            QuotedL4::Other => (0, 0),
         };
-        // The quoted packet travelled from the error's destination towards its source.
         let src = Endpoint {
             addr: quoted.src,
             port: sport,
@@ -829,15 +846,25 @@ impl<B: PacketBuf> Worker<B> {
             port: dport,
         };
         let (key, src_first) = FlowKey::of_packet(quoted.family, quoted.proto, src, dst);
-        let Some(index) = self.table.find(&key, key.table_hash()) else {
-            return false;
-        };
+        let index = self
+            .table
+            .find(&key, key.table_hash())
+            .ok_or(DropReason::IcmpNoState)?;
         let st = self.table.get(index);
-        match (st.tracking, tcp_seq) {
-            (Tracking::Tcp, Some(seq)) => {
-                tcp::quoted_segment_fits(&st.peers, st.side_of(src_first), seq)
+        let sender = st.side_of(src_first);
+        let fits = match (st.tracking, quoted.l4) {
+            (Tracking::Tcp, QuotedL4::Tcp { seq, .. }) => {
+                tcp::quoted_segment_fits(&st.peers, sender, seq)
+            }
+            (Tracking::IcmpEcho, QuotedL4::IcmpEcho { request, .. }) => {
+                request == (sender == Side::Initiator)
             }
             _ => true,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(DropReason::IcmpMismatch)
         }
     }
 
@@ -1372,7 +1399,8 @@ fn classify(m: &PacketMeta) -> Transport {
         }),
         L4::Udp(_) => Transport::Udp,
         L4::Icmp(i) => match i.kind {
-            IcmpKind::EchoRequest { .. } | IcmpKind::EchoReply { .. } => Transport::IcmpEcho,
+            IcmpKind::EchoRequest { .. } => Transport::IcmpEcho(true),
+            IcmpKind::EchoReply { .. } => Transport::IcmpEcho(false),
             IcmpKind::Error(quoted) => Transport::IcmpError { quoted },
             IcmpKind::Other => Transport::IcmpOther,
         },

@@ -114,3 +114,103 @@ fn answers_are_rate_limited_per_worker() {
     b.send(INSIDE, c2s(99, 0, SYN, 0));
     assert_eq!(b.answers(INSIDE).len(), 1);
 }
+
+fn client_to(last: u8) -> Endpoints {
+    Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, last].into(),
+    )
+}
+
+fn to_client_from(last: u8) -> Endpoints {
+    Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, last].into(),
+        [198, 18, 0, 10].into(),
+    )
+}
+
+fn echo(ends: &Endpoints, request: bool) -> Vec<u8> {
+    let echo = build::Echo {
+        request,
+        ident: 7,
+        seq_no: 1,
+    };
+    build::icmp_echo(ends, echo, b"x").expect("builds")
+}
+
+fn unreachable(ends: &Endpoints, offending: &[u8]) -> Vec<u8> {
+    build::icmp_error(ends, build::IcmpError::Unreachable(1), &offending[14..]).expect("builds")
+}
+
+#[test]
+fn an_icmp_error_must_go_back_to_the_sender_of_the_packet_it_quotes() {
+    let mut b = bench(WIRE_PASS);
+    established(&mut b);
+    let offending = c2s(2449, 5001, ACK, 100);
+    // Correct: a router on the server's side tells the client.
+    assert_eq!(b.send(OUTSIDE, unreachable(&to_client_from(254), &offending)).len(), 1);
+    // Forged: the same quote, sent to some other inside host.
+    let elsewhere = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 254].into(),
+        [198, 18, 0, 99].into(),
+    );
+    assert!(b.send(OUTSIDE, unreachable(&elsewhere, &offending)).is_empty());
+    assert_eq!(b.dropped(DropReason::IcmpMismatch), 1);
+}
+
+#[test]
+fn an_icmp_error_about_udp_passes_only_for_the_states_ports() {
+    let mut b = bench(WIRE_PASS);
+    let query = |sport| {
+        build::udp(
+            &client_to(53),
+            &UdpRepr {
+                src_port: sport,
+                dst_port: 53,
+            },
+            b"q",
+        )
+        .expect("builds")
+    };
+    assert_eq!(b.send(INSIDE, query(5353)).len(), 1);
+    let router = to_client_from(254);
+    assert_eq!(b.send(OUTSIDE, unreachable(&router, &query(5353))).len(), 1);
+    assert!(b.send(OUTSIDE, unreachable(&router, &query(5354))).is_empty());
+    assert_eq!(b.dropped(DropReason::IcmpNoState), 1);
+}
+
+#[test]
+fn echo_requests_and_replies_pass_only_in_their_own_direction() {
+    let mut b = bench(WIRE_PASS);
+    assert_eq!(b.send(INSIDE, echo(&client_to(20), true)).len(), 1);
+    assert_eq!(b.send(OUTSIDE, echo(&to_client_from(20), false)).len(), 1);
+    assert!(
+        b.send(OUTSIDE, echo(&to_client_from(20), true)).is_empty(),
+        "a request from the answering side"
+    );
+    assert!(
+        b.send(INSIDE, echo(&client_to(20), false)).is_empty(),
+        "a reply from the asking side"
+    );
+    assert_eq!(b.dropped(DropReason::EchoDirection), 2);
+    // An error quoting the client's request goes back to the client; one quoting a "reply" from the
+    // client fits no exchange.
+    let router = to_client_from(254);
+    assert_eq!(b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), true))).len(), 1);
+    assert!(b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), false))).is_empty());
+    assert_eq!(b.dropped(DropReason::IcmpMismatch), 1);
+}
+
+#[test]
+fn an_echo_reply_opens_no_state_even_where_a_rule_passes_it() {
+    let mut b = bench(WIRE_PASS);
+    assert!(b.send(INSIDE, echo(&client_to(20), false)).is_empty());
+    assert_eq!(b.dropped(DropReason::EchoDirection), 1);
+    assert!(b.worker.table().is_empty());
+}

@@ -205,7 +205,7 @@ fn an_icmp_error_about_a_flow_passes_only_if_its_quote_fits_the_window() {
     let error = build::icmp_error(&router, build::IcmpError::Unreachable(1), &forged[14..])
         .expect("builds");
     assert!(b.send(OUTSIDE, error).is_empty());
-    assert_eq!(b.dropped(DropReason::IcmpNoState), 1);
+    assert_eq!(b.dropped(DropReason::IcmpMismatch), 1);
 }
 
 #[test]
