@@ -180,6 +180,9 @@ pub struct Rule {
     pub tcp_flags: Option<TcpFlagsMatch>,
     /// Whether a passing packet creates a state.
     pub keep_state: bool,
+    /// pf's `allow-opts`: IPv4 packets with options pass this rule and its states (pf drops them by
+    /// default).
+    pub allow_opts: bool,
 }
 
 /// Decodes the `rules` list; ports are resolved against `ports`, which also refuses the sync port.
@@ -261,6 +264,7 @@ fn decode_rule(d: &mut Decoder, node: &Node<'_>, ports: &PortNames) -> Option<Ru
     let flags_node = f.node("flags");
     let state_node = f.node("state");
     let return_node = f.node("return");
+    let allow_opts = f.optional::<bool>(d, "allow-opts").unwrap_or(false);
     f.finish(d);
 
     // Family agreement: every prefix must match the rule's family, and all prefixes one another.
@@ -397,6 +401,7 @@ fn decode_rule(d: &mut Decoder, node: &Node<'_>, ports: &PortNames) -> Option<Ru
         icmp_code,
         tcp_flags,
         keep_state,
+        allow_opts,
     })
 }
 

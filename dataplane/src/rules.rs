@@ -47,6 +47,8 @@ pub enum Verdict {
     Pass {
         /// Whether the packet creates a state.
         keep_state: bool,
+        /// Whether IPv4 options may pass (pf's `allow-opts`), on this packet and its state.
+        allow_opts: bool,
     },
     /// Drop; answer with a TCP RST or ICMP unreachable when `answer`.
     Block {
@@ -136,6 +138,7 @@ impl RuleSet {
                 verdict: match r.action {
                     RuleAction::Pass => Verdict::Pass {
                         keep_state: r.keep_state,
+                        allow_opts: r.allow_opts,
                     },
                     RuleAction::Block => Verdict::Block {
                         answer: r.block_return,
@@ -269,7 +272,10 @@ mod tests {
             web,
             RuleMatch {
                 rule: Some(1),
-                verdict: Verdict::Pass { keep_state: true }
+                verdict: Verdict::Pass {
+                    keep_state: true,
+                    allow_opts: false
+                }
             }
         );
         let from_outside = rules.evaluate(&tcp(1, [192, 0, 2, 1], [10, 0, 0, 1], 80, 0x02));

@@ -22,6 +22,8 @@ pub mod origin {
     pub const FROM_PEER: u8 = 0x01;
     /// Its creating packet is held until peers acknowledge the insert.
     pub const DEFERRED: u8 = 0x02;
+    /// IPv4 options may pass on it (its rule said `allow-opts`; pfsync's `PFSTATE_ALLOWOPTS`).
+    pub const ALLOW_OPTS: u8 = 0x04;
 }
 
 /// One connection's state.

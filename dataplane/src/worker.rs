@@ -26,7 +26,7 @@ use tandem_sync::event::{
 use tandem_sync::identity::{CreatorId, StateId};
 use tandem_sync::merge;
 use tandem_sync::policy::PushPolicy;
-use tandem_sync::state::{SyncMark, TimeoutClass};
+use tandem_sync::state::{SyncMark, TimeoutClass, state_flags};
 use tandem_sync::time::{Duration, Instant};
 
 use crate::counters::{DropReason, WorkerCounters};
@@ -298,7 +298,9 @@ enum Transport {
     Udp,
     /// An echo request (`true`) or reply.
     IcmpEcho(bool),
-    IcmpError { quoted: QuotedMeta },
+    IcmpError {
+        quoted: QuotedMeta,
+    },
     IcmpOther,
     Other,
 }
@@ -568,8 +570,14 @@ impl<B: PacketBuf> Worker<B> {
         }
 
         if let Transport::IcmpError { quoted } = transport {
-            if let Err(reason) = self.icmp_error_fits(&m, &quoted) {
-                return self.drop_packet(reason);
+            match self.icmp_error_fits(&m, &quoted) {
+                Err(reason) => return self.drop_packet(reason),
+                Ok(index)
+                    if m.ip_options && self.table.get(index).origin & origin::ALLOW_OPTS == 0 =>
+                {
+                    return self.drop_packet(DropReason::IpOptions);
+                }
+                Ok(_) => {}
             }
             return self.forward(io, links, packet, &m, ingress, egress, hop, now);
         }
@@ -593,6 +601,9 @@ impl<B: PacketBuf> Worker<B> {
             _ => self.table.find(&key, hash),
         };
         if let Some(index) = index {
+            if m.ip_options && self.table.get(index).origin & origin::ALLOW_OPTS == 0 {
+                return self.drop_packet(DropReason::IpOptions);
+            }
             match self.track(links, index, src_first, &transport, frame_len as u32, now) {
                 Ok(()) => {
                     self.counters.state_hits.inc();
@@ -645,15 +656,23 @@ impl<B: PacketBuf> Worker<B> {
                 };
                 self.drop_packet(reason)
             }
-            Verdict::Pass { keep_state: false } => {
-                self.forward(io, links, packet, &m, ingress, egress, hop, now)
-            }
-            Verdict::Pass { keep_state: true } if matches!(transport, Transport::IcmpEcho(false)) => {
+            Verdict::Pass {
+                allow_opts: false, ..
+            } if m.ip_options => self.drop_packet(DropReason::IpOptions),
+            Verdict::Pass {
+                keep_state: false, ..
+            } => self.forward(io, links, packet, &m, ingress, egress, hop, now),
+            Verdict::Pass {
+                keep_state: true, ..
+            } if matches!(transport, Transport::IcmpEcho(false)) => {
                 // An echo reply opens nothing: pf's state for it would take the reply's direction for the
                 // request's and refuse every later packet of the exchange.
                 self.drop_packet(DropReason::EchoDirection)
             }
-            Verdict::Pass { keep_state: true } => {
+            Verdict::Pass {
+                keep_state: true,
+                allow_opts,
+            } => {
                 let tracking = match transport {
                     Transport::Tcp(_) => Tracking::Tcp,
                     Transport::Udp => Tracking::Udp,
@@ -679,7 +698,7 @@ impl<B: PacketBuf> Worker<B> {
                     timeout: class,
                     packets: [1, 0],
                     bytes: [frame_len as u64, 0],
-                    origin: 0,
+                    origin: if allow_opts { origin::ALLOW_OPTS } else { 0 },
                     sync: SyncMark::of(&peers, now.secs() as u32),
                     acked: [0; 2],
                 };
@@ -771,7 +790,9 @@ impl<B: PacketBuf> Worker<B> {
                     return Err(Refused::Drop(DropReason::BlockedByDefault));
                 }
             },
-            (Tracking::IcmpEcho, Transport::IcmpEcho(request)) if *request != (side == Side::Initiator) => {
+            (Tracking::IcmpEcho, Transport::IcmpEcho(request))
+                if *request != (side == Side::Initiator) =>
+            {
                 // pf's `pf_icmp_state_lookup`: requests only from the side that asked first, replies only
                 // from the other.
                 return Err(Refused::Drop(DropReason::EchoDirection));
@@ -821,15 +842,14 @@ impl<B: PacketBuf> Worker<B> {
     /// source (the error goes back to whoever sent the packet), the quoted flow must have a state here,
     /// and the quote must fit it: a TCP sequence number inside its sender's window, an echo travelling the
     /// way echoes of that state travel. UDP and other quotes fit by their ports and addresses alone.
-    fn icmp_error_fits(&self, outer: &PacketMeta, quoted: &QuotedMeta) -> Result<(), DropReason> {
+    /// Returns the state's index.
+    fn icmp_error_fits(&self, outer: &PacketMeta, quoted: &QuotedMeta) -> Result<u32, DropReason> {
         if outer.dst != quoted.src {
             return Err(DropReason::IcmpMismatch);
         }
         let (sport, dport) = match quoted.l4 {
             QuotedL4::Tcp {
-                src_port,
-                dst_port,
-                ..
+                src_port, dst_port, ..
             } => (src_port, dst_port),
             QuotedL4::Udp { src_port, dst_port } => (src_port, dst_port),
             QuotedL4::IcmpEcho { id, .. } => (id, id),
@@ -862,7 +882,7 @@ impl<B: PacketBuf> Worker<B> {
             _ => true,
         };
         if fits {
-            Ok(())
+            Ok(index)
         } else {
             Err(DropReason::IcmpMismatch)
         }
@@ -1277,7 +1297,12 @@ impl<B: PacketBuf> Worker<B> {
             timeout: record.timeout,
             packets: record.packets,
             bytes: record.bytes,
-            origin: origin::FROM_PEER,
+            origin: origin::FROM_PEER
+                | if record.flags & state_flags::ALLOWOPTS != 0 {
+                    origin::ALLOW_OPTS
+                } else {
+                    0
+                },
             sync: SyncMark::of(&record.peers, now.secs() as u32),
             acked: [0; 2],
         };
@@ -1382,7 +1407,11 @@ pub fn record_of(st: &State, now: Instant) -> StateRecord {
         packets: st.packets,
         bytes: st.bytes,
         rule: st.rule,
-        flags: 0,
+        flags: if st.origin & origin::ALLOW_OPTS != 0 {
+            state_flags::ALLOWOPTS
+        } else {
+            0
+        },
     }
 }
 

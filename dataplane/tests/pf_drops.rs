@@ -152,7 +152,11 @@ fn an_icmp_error_must_go_back_to_the_sender_of_the_packet_it_quotes() {
     established(&mut b);
     let offending = c2s(2449, 5001, ACK, 100);
     // Correct: a router on the server's side tells the client.
-    assert_eq!(b.send(OUTSIDE, unreachable(&to_client_from(254), &offending)).len(), 1);
+    assert_eq!(
+        b.send(OUTSIDE, unreachable(&to_client_from(254), &offending))
+            .len(),
+        1
+    );
     // Forged: the same quote, sent to some other inside host.
     let elsewhere = Endpoints::v4(
         SERVER_MAC,
@@ -160,7 +164,10 @@ fn an_icmp_error_must_go_back_to_the_sender_of_the_packet_it_quotes() {
         [198, 19, 0, 254].into(),
         [198, 18, 0, 99].into(),
     );
-    assert!(b.send(OUTSIDE, unreachable(&elsewhere, &offending)).is_empty());
+    assert!(
+        b.send(OUTSIDE, unreachable(&elsewhere, &offending))
+            .is_empty()
+    );
     assert_eq!(b.dropped(DropReason::IcmpMismatch), 1);
 }
 
@@ -181,7 +188,10 @@ fn an_icmp_error_about_udp_passes_only_for_the_states_ports() {
     assert_eq!(b.send(INSIDE, query(5353)).len(), 1);
     let router = to_client_from(254);
     assert_eq!(b.send(OUTSIDE, unreachable(&router, &query(5353))).len(), 1);
-    assert!(b.send(OUTSIDE, unreachable(&router, &query(5354))).is_empty());
+    assert!(
+        b.send(OUTSIDE, unreachable(&router, &query(5354)))
+            .is_empty()
+    );
     assert_eq!(b.dropped(DropReason::IcmpNoState), 1);
 }
 
@@ -202,8 +212,15 @@ fn echo_requests_and_replies_pass_only_in_their_own_direction() {
     // An error quoting the client's request goes back to the client; one quoting a "reply" from the
     // client fits no exchange.
     let router = to_client_from(254);
-    assert_eq!(b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), true))).len(), 1);
-    assert!(b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), false))).is_empty());
+    assert_eq!(
+        b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), true)))
+            .len(),
+        1
+    );
+    assert!(
+        b.send(OUTSIDE, unreachable(&router, &echo(&client_to(20), false)))
+            .is_empty()
+    );
     assert_eq!(b.dropped(DropReason::IcmpMismatch), 1);
 }
 
@@ -213,4 +230,79 @@ fn an_echo_reply_opens_no_state_even_where_a_rule_passes_it() {
     assert!(b.send(INSIDE, echo(&client_to(20), false)).is_empty());
     assert_eq!(b.dropped(DropReason::EchoDirection), 1);
     assert!(b.worker.table().is_empty());
+}
+
+/// `frame` with `options` (a multiple of four bytes) inserted after its IPv4 header.
+fn with_ip_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    use tandem_dataplane::wire::ipv4;
+    let mut out = frame[..14 + 20].to_vec();
+    out.extend_from_slice(options);
+    out.extend_from_slice(&frame[14 + 20..]);
+    let total = (out.len() - 14) as u16;
+    let mut ip = ipv4::Packet::new_unchecked(&mut out[14..]);
+    ip.set_header_len(20 + options.len());
+    ip.set_total_len(total);
+    ip.fill_checksum();
+    out
+}
+
+/// Loose source route (RFC 791), one address: what the barrage found forwarded.
+const LSRR: [u8; 8] = [0x83, 7, 4, 198, 19, 0, 99, 0];
+
+#[test]
+fn ipv4_options_are_dropped_unless_the_rule_allows_them() {
+    let mut b = bench(WIRE_PASS);
+    assert!(
+        b.send(INSIDE, with_ip_options(&c2s(1000, 0, SYN, 0), &LSRR))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::IpOptions), 1);
+    assert!(
+        b.worker.table().is_empty(),
+        "no state from a refused packet"
+    );
+    // Padding alone is no option.
+    assert_eq!(
+        b.send(
+            INSIDE,
+            with_ip_options(&c2s(1000, 0, SYN, 0), &[1, 1, 1, 0])
+        )
+        .len(),
+        1
+    );
+    // On the state of a rule without allow-opts, options are refused too, and the state is untouched.
+    assert!(
+        b.send(
+            OUTSIDE,
+            with_ip_options(&s2c(5000, 1001, syn_ack(), 0), &LSRR)
+        )
+        .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::IpOptions), 2);
+    assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
+}
+
+#[test]
+fn a_rule_with_allow_opts_passes_options_on_its_packets_and_its_states() {
+    let mut b = bench(
+        "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside, allow-opts: true}\n",
+    );
+    assert_eq!(
+        b.send(INSIDE, with_ip_options(&c2s(1000, 0, SYN, 0), &LSRR))
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.send(
+            OUTSIDE,
+            with_ip_options(&s2c(5000, 1001, syn_ack(), 0), &LSRR)
+        )
+        .len(),
+        1
+    );
+    assert_eq!(b.dropped(DropReason::IpOptions), 0);
+    // The permission travels with the state to peers (pfsync's PFSTATE_ALLOWOPTS).
+    let (_, st) = b.worker.table().iter().next().expect("a state");
+    let record = tandem_dataplane::worker::record_of(st, b.now);
+    assert_eq!(record.flags & tandem_sync::state::state_flags::ALLOWOPTS, 1);
 }

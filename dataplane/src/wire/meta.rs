@@ -246,6 +246,9 @@ pub struct PacketMeta {
     pub ip_payload_len: u16,
     /// Fragment information.
     pub fragment: Fragment,
+    /// Whether the IPv4 header carries an option other than padding (pf drops such packets unless the
+    /// rule says `allow-opts`). Always false for IPv6.
+    pub ip_options: bool,
     /// The transport layer.
     pub l4: L4,
 }
@@ -268,6 +271,7 @@ impl PacketMeta {
             ttl: 0,
             ip_payload_len: 0,
             fragment: Fragment::None,
+            ip_options: false,
             l4: L4::Other,
         }
     }
@@ -542,8 +546,22 @@ fn parse_ipv4(bytes: &[u8], link: Link, caps: ChecksumCaps) -> Result<PacketMeta
         ttl: ip.ttl(),
         ip_payload_len: payload.len() as u16,
         fragment,
+        ip_options: carries_options(&bytes[ipv4::HEADER_LEN..ip.header_len()]),
         l4,
     })
+}
+
+/// Whether an IPv4 options area holds an option other than No Operation before its End of Options List
+/// (RFC 791 section 3.1): padding alone is not an option.
+fn carries_options(options: &[u8]) -> bool {
+    for &kind in options {
+        match kind {
+            0 => return false,
+            1 => continue,
+            _ => return true,
+        }
+    }
+    false
 }
 
 fn parse_ipv6(bytes: &[u8], link: Link) -> Result<PacketMeta, Malformed> {
@@ -596,6 +614,7 @@ fn parse_ipv6(bytes: &[u8], link: Link) -> Result<PacketMeta, Malformed> {
         ttl: ip.hop_limit(),
         ip_payload_len: upper.len() as u16,
         fragment,
+        ip_options: false,
         l4,
     })
 }
@@ -779,6 +798,22 @@ fn quoted_l4(proto: u8, bytes: &[u8], family: Family) -> Result<QuotedL4, Malfor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_padding_is_not_an_option_but_anything_else_is() {
+        assert!(!carries_options(&[]));
+        assert!(!carries_options(&[1, 1, 1, 0]));
+        assert!(
+            !carries_options(&[0, 0x83, 3, 0]),
+            "nothing counts after End of Options"
+        );
+        assert!(carries_options(&[1, 0x83, 7, 4, 1, 2, 3, 4]));
+        assert!(carries_options(&[0x94, 4, 0, 0]), "router alert");
+        assert!(
+            carries_options(&[0x44, 0]),
+            "a length-0 option is still an option"
+        );
+    }
     use crate::wire::build::{self, Endpoints, IcmpError};
     use crate::wire::captured;
     use crate::wire::describe::describe;
