@@ -14,7 +14,9 @@
 //! - ICMP errors are matched to the state of the packet they quote and pass only if that packet fits the
 //!   state's window (pf's rule); they create no state.
 //! - In router mode ARP, neighbour discovery, VRRP and packets addressed to the appliance are punted to
-//!   the control thread; in wire mode everything that is not IP passes through unchanged.
+//!   the control thread, and only frames sent to the ingress port's MAC are routed (broadcast and
+//!   multicast only for ARP, neighbour discovery and VRRP); in wire mode everything that is not IP passes
+//!   through unchanged.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -522,6 +524,9 @@ impl<B: PacketBuf> Worker<B> {
             return self.drop_packet(reason);
         }
         let router = matches!(self.cfg.forwarding, Forwarding::Router);
+        if router && !self.addressed_to_us(packet.as_ref(), &m, ingress) {
+            return self.drop_packet(DropReason::NotForUs);
+        }
         let Some(family) = m.family() else {
             // Not IP: ARP, or another ethertype.
             if router {
@@ -743,6 +748,23 @@ impl<B: PacketBuf> Worker<B> {
                 }
             }
         }
+    }
+
+    /// Router mode takes only frames a router would: unicast to the ingress port's MAC, and broadcast or
+    /// multicast only for the protocols that use them here (ARP, Neighbour Discovery, VRRP). On a shared
+    /// segment with promiscuous ports everything else is another host's (the peer firewall's included),
+    /// and routing it would duplicate or leak it.
+    fn addressed_to_us(&self, frame: &[u8], m: &PacketMeta, ingress: PortId) -> bool {
+        let Some(dst) = frame.get(..6) else {
+            return false;
+        };
+        if dst[0] & 1 != 0 {
+            return m.class == EtherClass::Arp || m.proto == PROTO_VRRP || m.is_neighbor_discovery();
+        }
+        self.cfg
+            .ports
+            .get(usize::from(ingress.0))
+            .is_some_and(|p| p.mac == dst)
     }
 
     /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends and clears a FIN

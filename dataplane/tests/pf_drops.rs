@@ -306,3 +306,50 @@ fn a_rule_with_allow_opts_passes_options_on_its_packets_and_its_states() {
     let record = tandem_dataplane::worker::record_of(st, b.now);
     assert_eq!(record.flags & tandem_sync::state::state_flags::ALLOWOPTS, 1);
 }
+
+const ROUTER: &str = "rules:\n  - {action: pass, direction: in, port: inside}\n";
+
+/// A router bench that knows the server's MAC, so that what it routes leaves at once.
+fn router() -> Bench {
+    let mut b = bench(ROUTER);
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: addr_of(&Ipv4Addr::new(198, 19, 0, 20).into()),
+        mac: SERVER_MAC.0,
+    });
+    b
+}
+
+fn to_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
+    frame[..6].copy_from_slice(&mac);
+    frame
+}
+
+#[test]
+fn a_router_routes_only_frames_sent_to_its_own_mac() {
+    let mut b = router();
+    let peer_firewall = [2, 0, 0, 0, 9, 9];
+    assert!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), peer_firewall)).is_empty());
+    assert!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), [0xff; 6])).is_empty());
+    assert!(
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), [0x01, 0, 0x5e, 0, 0, 1])).is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::NotForUs), 3);
+    assert!(b.worker.table().is_empty());
+    assert_eq!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(), 1, "to our MAC: routed");
+    // ARP requests are broadcast and still reach the control thread.
+    let arp = build::arp_request(
+        CLIENT_MAC,
+        [198, 18, 0, 10].into(),
+        [198, 18, 0, 1].into(),
+        None,
+    );
+    b.send(INSIDE, arp);
+    assert_eq!(b.links.punted.len(), 1);
+}
+
+#[test]
+fn in_wire_mode_frames_for_any_mac_pass_as_a_bump_in_the_wire() {
+    let mut b = bench(WIRE_PASS);
+    assert_eq!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), SERVER_MAC.0)).len(), 1);
+}
