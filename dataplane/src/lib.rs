@@ -10,6 +10,7 @@ pub mod io;
 pub mod pcap;
 pub mod route;
 pub mod rules;
+pub mod slot_index;
 pub mod table;
 pub mod tracker;
 pub mod wire;

@@ -4,13 +4,13 @@
 //!
 //! Over the limit a new state is refused and the caller counts it; nothing grows and nothing crashes.
 
-use hashbrown::HashTable;
 use tandem_sync::identity::{CreatorId, StateId};
 use tandem_sync::state::{SyncMark, TcpPeer, TimeoutClass};
 use tandem_sync::time::{Duration, Instant};
 
 use crate::expiry::{Due, ExpiryWheel};
 use crate::flow::FlowKey;
+use crate::slot_index::SlotIndex;
 use crate::tracker::{Side, Tracking};
 
 /// Rule index of states that no local rule created (learned from a peer).
@@ -92,8 +92,8 @@ pub struct StateTable {
     slab: Vec<State>,
     live: Vec<bool>,
     free: Vec<u32>,
-    by_key: HashTable<u32>,
-    by_id: HashTable<u32>,
+    by_key: SlotIndex,
+    by_id: SlotIndex,
     wheel: ExpiryWheel,
     /// Indices found expired during one `expire` call, kept to avoid allocating on every call.
     expired: Vec<u32>,
@@ -106,6 +106,9 @@ fn id_hash(creator: CreatorId, id: StateId) -> u64 {
     (full as u64) ^ ((full >> 64) as u64)
 }
 
+/// Most states one `expire` call looks at: its list of expired indices is allocated once, this long.
+pub const EXPIRY_BATCH: usize = 1024;
+
 /// Slots of the expiry wheel and their width: 8192 x 100 ms = a 13.6-minute turn.
 const WHEEL_SLOTS: usize = 8192;
 const WHEEL_TICK: Duration = Duration::millis(100);
@@ -117,10 +120,10 @@ impl StateTable {
             slab: Vec::with_capacity(limit),
             live: Vec::with_capacity(limit),
             free: Vec::with_capacity(limit),
-            by_key: HashTable::with_capacity(limit),
-            by_id: HashTable::with_capacity(limit),
+            by_key: SlotIndex::with_limit(limit),
+            by_id: SlotIndex::with_limit(limit),
             wheel: ExpiryWheel::new(limit, WHEEL_SLOTS, WHEEL_TICK, now),
-            expired: Vec::new(),
+            expired: Vec::with_capacity(EXPIRY_BATCH),
             limit,
             len: 0,
         }
@@ -145,8 +148,7 @@ impl StateTable {
     #[inline]
     pub fn find(&self, key: &FlowKey, hash: u64) -> Option<u32> {
         self.by_key
-            .find(hash, |&i| self.slab[i as usize].key == *key)
-            .copied()
+            .find(hash, |i| self.slab[i as usize].key == *key)
     }
 
     /// Whether `index` still holds the live state of `key`: an index found earlier in a burst is checked
@@ -159,12 +161,10 @@ impl StateTable {
 
     /// Finds a state by its cluster-wide name.
     pub fn find_id(&self, creator: CreatorId, id: StateId) -> Option<u32> {
-        self.by_id
-            .find(id_hash(creator, id), |&i| {
-                let s = &self.slab[i as usize];
-                s.id == id && s.creator == creator
-            })
-            .copied()
+        self.by_id.find(id_hash(creator, id), |i| {
+            let s = &self.slab[i as usize];
+            s.id == id && s.creator == creator
+        })
     }
 
     /// The state at `index`.
@@ -203,13 +203,9 @@ impl StateTable {
         };
         let s = &self.slab[index as usize];
         let (creator, id, expires) = (s.creator, s.id, s.expires);
-        let slab = &self.slab;
-        self.by_key
-            .insert_unique(hash, index, |&i| slab[i as usize].key.table_hash());
-        self.by_id.insert_unique(id_hash(creator, id), index, |&i| {
-            let s = &slab[i as usize];
-            id_hash(s.creator, s.id)
-        });
+        // Both indexes hold `limit` entries, as many as the slab: neither can refuse here.
+        self.by_key.insert(hash, index);
+        self.by_id.insert(id_hash(creator, id), index);
         self.wheel.schedule(index, expires);
         self.len += 1;
         Ok(index)
@@ -218,15 +214,8 @@ impl StateTable {
     /// Removes the state at `index` and returns a copy of it.
     pub fn remove(&mut self, index: u32) -> State {
         let s = self.slab[index as usize].clone();
-        if let Ok(entry) = self.by_key.find_entry(s.key.table_hash(), |&i| i == index) {
-            entry.remove();
-        }
-        if let Ok(entry) = self
-            .by_id
-            .find_entry(id_hash(s.creator, s.id), |&i| i == index)
-        {
-            entry.remove();
-        }
+        self.by_key.remove(s.key.table_hash(), index);
+        self.by_id.remove(id_hash(s.creator, s.id), index);
         self.wheel.cancel(index);
         self.live[index as usize] = false;
         self.free.push(index);
@@ -237,6 +226,7 @@ impl StateTable {
     /// Expires states whose deadline has passed, looking at no more than `budget` of them, and hands each
     /// expired state to `expired` after removing it. Returns how many expired.
     pub fn expire(&mut self, now: Instant, budget: usize, mut expired: impl FnMut(State)) -> usize {
+        let budget = budget.min(EXPIRY_BATCH);
         let mut gone = std::mem::take(&mut self.expired);
         gone.clear();
         let slab = &self.slab;
@@ -261,6 +251,19 @@ impl StateTable {
         count
     }
 
+    /// Removes every state `doomed` picks (a peer's CLR); returns how many. Walks the slab in place and
+    /// allocates nothing.
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&State) -> bool) -> usize {
+        let mut removed = 0;
+        for index in 0..self.slab.len() as u32 {
+            if self.live[index as usize] && doomed(&self.slab[index as usize]) {
+                self.remove(index);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// The first live state at or after slab index `from`, for reading states out in pieces (bulk updates)
     /// while packets keep being processed in between.
     pub fn next_live(&self, from: u32) -> Option<u32> {
@@ -278,13 +281,21 @@ impl StateTable {
             .map(|(i, s)| (i as u32, s))
     }
 
+    /// Bytes the table has allocated, all at creation: the slab, its lists and both indexes. The same
+    /// number after any churn shows that nothing grew on the worker.
+    pub fn allocated_bytes(&self) -> usize {
+        self.slab.capacity() * std::mem::size_of::<State>()
+            + self.live.capacity()
+            + (self.free.capacity() + self.expired.capacity()) * std::mem::size_of::<u32>()
+            + (self.by_key.buckets() + self.by_id.buckets()) * SlotIndex::BUCKET_BYTES
+    }
+
     /// Bytes the table uses per state at its limit: the slab entry, both index tables' buckets and the
     /// wheel's links, divided by the limit.
     pub fn bytes_per_state(&self) -> usize {
         let slab = std::mem::size_of::<State>() + 1; // the state and its liveness flag
-        let index_bucket = std::mem::size_of::<u32>() + 1; // hashbrown: the value and one control byte
-        let buckets =
-            (self.by_key.capacity() + self.by_id.capacity()) * index_bucket / self.limit.max(1);
+        let buckets = (self.by_key.buckets() + self.by_id.buckets()) * SlotIndex::BUCKET_BYTES
+            / self.limit.max(1);
         let wheel = 3 * std::mem::size_of::<u32>(); // next, prev, slot
         let free_list = std::mem::size_of::<u32>();
         slab + buckets + wheel + free_list
@@ -390,6 +401,34 @@ mod tests {
         table.expire(Instant(5_200_000), 100, |s| gone.push(s.id));
         assert_eq!(gone, [StateId(1), StateId(2)]);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn churn_of_ten_times_the_limit_allocates_nothing() {
+        let limit = 1000;
+        let mut table = StateTable::new(limit, Instant::ZERO);
+        let before = table.allocated_bytes();
+        let mut now = Instant::ZERO;
+        for round in 0..10u32 {
+            for n in 0..limit as u32 {
+                let n = round * limit as u32 + n;
+                table
+                    .insert(state(n, now + Duration::millis(500)))
+                    .expect("room after the last round expired");
+            }
+            assert_eq!(table.insert(state(u32::MAX, now)), Err(InsertError::Full));
+            now = now + Duration::secs(1);
+            let mut expired = 0;
+            while table.expire(now, 64, |_| expired += 1) > 0 {}
+            assert_eq!(expired, limit, "round {round}");
+            assert!(table.is_empty());
+        }
+        for n in 0..limit as u32 / 2 {
+            table.insert(state(n, now)).expect("room");
+        }
+        let creator = CreatorId(7);
+        assert_eq!(table.remove_where(|s| s.creator == creator), limit / 2);
+        assert_eq!(table.allocated_bytes(), before, "nothing grew");
     }
 
     #[test]

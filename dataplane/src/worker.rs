@@ -759,7 +759,9 @@ impl<B: PacketBuf> Worker<B> {
             return false;
         };
         if dst[0] & 1 != 0 {
-            return m.class == EtherClass::Arp || m.proto == PROTO_VRRP || m.is_neighbor_discovery();
+            return m.class == EtherClass::Arp
+                || m.proto == PROTO_VRRP
+                || m.is_neighbor_discovery();
         }
         self.cfg
             .ports
@@ -1154,22 +1156,22 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     fn expire<L: WorkerLinks<B>>(&mut self, links: &mut L, now: Instant) {
-        let mut gone = Vec::new();
+        let report = self.cfg.push.is_some();
+        let counters = &self.counters;
         let expired = self.table.expire(now, EXPIRY_PER_POLL, |st| {
-            gone.push(StateName {
-                creator: st.creator,
-                id: st.id,
-            });
-        });
-        if expired == 0 {
-            return;
-        }
-        self.counters.states_expired.add(expired as u64);
-        if self.cfg.push.is_some() {
-            for name in gone {
-                self.send_event(links, LocalEvent::Deleted { name });
+            if report {
+                let name = StateName {
+                    creator: st.creator,
+                    id: st.id,
+                };
+                if links.push_event(LocalEvent::Deleted { name }) {
+                    counters.events.inc();
+                } else {
+                    counters.events_dropped.inc();
+                }
             }
-        }
+        });
+        self.counters.states_expired.add(expired as u64);
     }
 
     fn apply_control<L: WorkerLinks<B>>(&mut self, links: &mut L) {
@@ -1211,16 +1213,8 @@ impl<B: PacketBuf> Worker<B> {
                     self.held.retain(|h| h.name != name);
                 }
                 PeerOp::Clear { creator } => {
-                    let doomed: Vec<u32> = self
-                        .table
-                        .iter()
-                        .filter(|(_, s)| s.creator == creator)
-                        .map(|(i, _)| i)
-                        .collect();
-                    for index in doomed {
-                        self.table.remove(index);
-                        self.counters.states_removed_by_peers.inc();
-                    }
+                    let cleared = self.table.remove_where(|s| s.creator == creator);
+                    self.counters.states_removed_by_peers.add(cleared as u64);
                 }
                 PeerOp::ReleaseDeferred { name, .. } => {
                     self.release(name);
@@ -1369,7 +1363,9 @@ impl<B: PacketBuf> Worker<B> {
                 at: now,
             }
         });
-        self.release(update.name);
+        if st.origin & origin::DEFERRED != 0 {
+            self.release(update.name);
+        }
         event
     }
 }

@@ -329,14 +329,28 @@ fn to_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
 fn a_router_routes_only_frames_sent_to_its_own_mac() {
     let mut b = router();
     let peer_firewall = [2, 0, 0, 0, 9, 9];
-    assert!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), peer_firewall)).is_empty());
-    assert!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), [0xff; 6])).is_empty());
     assert!(
-        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), [0x01, 0, 0x5e, 0, 0, 1])).is_empty()
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), peer_firewall))
+            .is_empty()
+    );
+    assert!(
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), [0xff; 6]))
+            .is_empty()
+    );
+    assert!(
+        b.send(
+            INSIDE,
+            to_mac(c2s(1000, 0, SYN, 0), [0x01, 0, 0x5e, 0, 0, 1])
+        )
+        .is_empty()
     );
     assert_eq!(b.dropped(DropReason::NotForUs), 3);
     assert!(b.worker.table().is_empty());
-    assert_eq!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(), 1, "to our MAC: routed");
+    assert_eq!(
+        b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(),
+        1,
+        "to our MAC: routed"
+    );
     // ARP requests are broadcast and still reach the control thread.
     let arp = build::arp_request(
         CLIENT_MAC,
@@ -351,5 +365,9 @@ fn a_router_routes_only_frames_sent_to_its_own_mac() {
 #[test]
 fn in_wire_mode_frames_for_any_mac_pass_as_a_bump_in_the_wire() {
     let mut b = bench(WIRE_PASS);
-    assert_eq!(b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), SERVER_MAC.0)).len(), 1);
+    assert_eq!(
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), SERVER_MAC.0))
+            .len(),
+        1
+    );
 }

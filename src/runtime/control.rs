@@ -20,8 +20,9 @@ use tandem_dataplane::worker::ControlOp;
 use tandem_sync::engine::stats::ACTIONS;
 
 use super::Clock;
-use super::links::WorkerChannels;
+use super::links::{StateDump, WorkerChannels};
 use super::sync_thread::SyncShared;
+use super::worker_thread::{DUMP_LIMIT, state_row};
 use crate::dpdk::mempool::PacketPool;
 use crate::dpdk::port::EthPort;
 
@@ -293,16 +294,22 @@ impl<'a> Control<'a> {
             ..Snapshot::default()
         };
         if request.topic == Topic::States {
-            for ch in self.channels {
+            for (ch, c) in self.channels.iter().zip(self.counters.iter()) {
+                // Room for the states the worker last counted and the few it may have made since.
+                let room = (c.states.get() as usize + 1024).min(DUMP_LIMIT);
+                if let Ok(mut slot) = ch.dump.lock() {
+                    *slot = StateDump::Requested(Vec::with_capacity(room));
+                }
                 ch.dump_requested.store(true, Ordering::Relaxed);
             }
             let deadline = StdInstant::now() + StdDuration::from_secs(1);
-            for ch in self.channels {
+            for (worker, ch) in self.channels.iter().enumerate() {
                 loop {
                     if let Ok(mut slot) = ch.dump.lock()
-                        && let Some(rows) = slot.take()
+                        && let StateDump::Filled { states, at } = std::mem::take(&mut *slot)
                     {
-                        snap.states.extend(rows);
+                        snap.states
+                            .extend(states.iter().map(|s| state_row(s, worker, at)));
                         break;
                     }
                     if StdInstant::now() > deadline {

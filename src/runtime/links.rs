@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 use tandem_config::PortId;
-use tandem_control::admin::StateRow;
 use tandem_dataplane::route::NextHop;
+use tandem_dataplane::table::State;
 use tandem_dataplane::worker::{ControlOp, WorkerLinks};
 use tandem_sync::event::{LocalEvent, PeerOp};
+use tandem_sync::time::Instant;
 
 use crate::dpdk::mbuf::Mbuf;
 
@@ -39,8 +40,26 @@ pub struct WorkerChannels {
     pub resolve: ArrayQueue<NextHop>,
     /// Set by the control thread to ask for a copy of the worker's states.
     pub dump_requested: AtomicBool,
-    /// Where the worker puts that copy (locked once per request, never per packet).
-    pub dump: Mutex<Option<Vec<StateRow>>>,
+    /// The buffer of that copy (locked once per request, never per packet).
+    pub dump: Mutex<StateDump>,
+}
+
+/// A copy of a worker's states for `show states`. The control thread allocates the buffer and formats the
+/// copy; the worker only fills it, up to its capacity, so it neither allocates nor formats.
+#[derive(Debug, Default)]
+pub enum StateDump {
+    /// Nothing asked.
+    #[default]
+    Idle,
+    /// An empty buffer for the worker to fill.
+    Requested(Vec<State>),
+    /// The worker's states at `at`, as many as fitted.
+    Filled {
+        /// The copies.
+        states: Vec<State>,
+        /// The worker's clock when it copied them.
+        at: Instant,
+    },
 }
 
 impl WorkerChannels {
@@ -54,7 +73,7 @@ impl WorkerChannels {
             inject: ArrayQueue::new(PUNT_QUEUE),
             resolve: ArrayQueue::new(PUNT_QUEUE),
             dump_requested: AtomicBool::new(false),
-            dump: Mutex::new(None),
+            dump: Mutex::new(StateDump::Idle),
         })
     }
 }

@@ -14,11 +14,12 @@ use tandem_sync::state::tcp_state;
 use tandem_sync::time::Instant;
 
 use super::io::DpdkIo;
-use super::links::QueueLinks;
+use super::links::{QueueLinks, StateDump};
 use super::poll::Backoff;
 use crate::dpdk::mbuf::Mbuf;
 
-/// Most states copied out for one `show states` (the rest are counted, not listed).
+/// Most states copied out of one worker for one `show states` (the rest are counted in its `states`, not
+/// listed).
 pub const DUMP_LIMIT: usize = 100_000;
 
 /// Everything a worker thread runs with.
@@ -39,7 +40,6 @@ pub struct WorkerThread {
 impl WorkerThread {
     /// Polls until `stop` is set; `now` reads the clock.
     pub fn run(mut self, stop: &AtomicBool, now: impl Fn() -> Instant) {
-        let index = self.worker.config().index;
         let mut injected = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let t = now();
@@ -55,23 +55,35 @@ impl WorkerThread {
                 busy = true;
             }
             if self.links.dump_requested() {
-                let rows: Vec<StateRow> = self
-                    .worker
-                    .table()
-                    .iter()
-                    .take(DUMP_LIMIT)
-                    .map(|(_, s)| state_row(s, index, t))
-                    .collect();
-                if let Ok(mut slot) = self.links.channels.dump.lock() {
-                    *slot = Some(rows);
-                }
-                self.links
-                    .channels
-                    .dump_requested
-                    .store(false, Ordering::Relaxed);
+                self.copy_states(t);
             }
             self.backoff.after_poll(busy);
         }
+    }
+}
+
+impl WorkerThread {
+    /// Fills the buffer the control thread handed over for `show states`, if the lock is free now (never
+    /// waited on: the next poll tries again).
+    fn copy_states(&mut self, now: Instant) {
+        let Ok(mut slot) = self.links.channels.dump.try_lock() else {
+            return;
+        };
+        if let StateDump::Requested(mut states) = std::mem::take(&mut *slot) {
+            let room = states.capacity();
+            states.extend(
+                self.worker
+                    .table()
+                    .iter()
+                    .take(room)
+                    .map(|(_, s)| s.clone()),
+            );
+            *slot = StateDump::Filled { states, at: now };
+        }
+        self.links
+            .channels
+            .dump_requested
+            .store(false, Ordering::Relaxed);
     }
 }
 
