@@ -337,6 +337,10 @@ pub(crate) fn decode_profile(d: &mut Decoder, root: &Value) -> Option<Profile> {
         }
     };
 
+    if let (Some(dpdk), Some(n)) = (&dpdk, &ports_node) {
+        check_data_room(d, dpdk.mbuf_data_size, n, &names);
+    }
+
     let sync = f.node("sync").and_then(|n| decode_sync(d, &n, &mut names));
     if let (Some((mtu, path)), Some(SyncLink::Port(id))) =
         (&names.sync_mtu, sync.as_ref().map(|s| &s.link))
@@ -407,6 +411,28 @@ pub(crate) fn decode_profile(d: &mut Decoder, root: &Value) -> Option<Profile> {
         limits: limits?,
         timeouts: timeouts?,
     })
+}
+
+/// DPDK's headroom at the front of every mbuf (`RTE_PKTMBUF_HEADROOM`).
+pub const MBUF_HEADROOM: usize = 128;
+/// An Ethernet header with one VLAN tag: what a frame carries besides its IP packet.
+const FRAME_OVERHEAD: usize = 14 + 4;
+
+/// Frames are received into one mbuf each: every port's largest frame must fit an mbuf's data room after
+/// DPDK's headroom, or the NIC would chain segments the worker does not read.
+fn check_data_room(d: &mut Decoder, data_room: u16, ports: &Node<'_>, names: &PortNames) {
+    for (i, &mtu) in names.mtus.iter().enumerate() {
+        let needed = MBUF_HEADROOM + FRAME_OVERHEAD + usize::from(mtu);
+        if needed > usize::from(data_room) {
+            d.error(
+                &ports.path.index(i).key("mtu"),
+                format!(
+                    "MTU {mtu} needs an mbuf data room of {needed} bytes ({MBUF_HEADROOM} headroom, \
+                     {FRAME_OVERHEAD} Ethernet and VLAN header); dpdk.mbuf-data-size is {data_room}"
+                ),
+            );
+        }
+    }
 }
 
 fn decode_node(d: &mut Decoder, node: &Node<'_>) -> Option<NodeSettings> {

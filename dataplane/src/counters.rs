@@ -163,6 +163,8 @@ pub struct WorkerCounters {
     pub states_from_peers: Counter,
     /// States that expired.
     pub states_expired: Counter,
+    /// Peer inserts of a flow this worker already had under another name, merged into it.
+    pub states_merged_on_insert: Counter,
     /// States removed by peers (delete or clear).
     pub states_removed_by_peers: Counter,
     /// Packets that passed on an existing state.
@@ -207,6 +209,7 @@ impl WorkerCounters {
             states_created: Counter::default(),
             states_from_peers: Counter::default(),
             states_expired: Counter::default(),
+            states_merged_on_insert: Counter::default(),
             states_removed_by_peers: Counter::default(),
             state_hits: Counter::default(),
             punted: Counter::default(),
@@ -248,6 +251,10 @@ impl WorkerCounters {
                 self.states_from_peers.get(),
             ),
             ("states_expired".to_string(), self.states_expired.get()),
+            (
+                "states_merged_on_insert".to_string(),
+                self.states_merged_on_insert.get(),
+            ),
             (
                 "states_removed_by_peers".to_string(),
                 self.states_removed_by_peers.get(),

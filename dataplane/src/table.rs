@@ -211,6 +211,19 @@ impl StateTable {
         Ok(index)
     }
 
+    /// Gives the state at `index` another cluster-wide name; `false` (and nothing changed) if a state of
+    /// that name exists.
+    pub fn rename(&mut self, index: u32, creator: CreatorId, id: StateId) -> bool {
+        if self.find_id(creator, id).is_some() {
+            return false;
+        }
+        let s = &mut self.slab[index as usize];
+        self.by_id.remove(id_hash(s.creator, s.id), index);
+        (s.creator, s.id) = (creator, id);
+        self.by_id.insert(id_hash(creator, id), index);
+        true
+    }
+
     /// Removes the state at `index` and returns a copy of it.
     pub fn remove(&mut self, index: u32) -> State {
         let s = self.slab[index as usize].clone();

@@ -800,9 +800,13 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Result<(), Refused> {
         let st = self.table.get_mut(index);
         let side = st.side_of(src_first);
+        let mut checked_ack = None;
         let class = match (st.tracking, transport) {
             (Tracking::Tcp, Transport::Tcp(seg)) => match tcp::track(&mut st.peers, side, seg) {
-                Ok(accept) => accept.refresh,
+                Ok(accept) => {
+                    checked_ack = accept.checked_ack;
+                    accept.refresh
+                }
                 Err(TcpRefusal::OutOfWindow) => return Err(Refused::Drop(DropReason::OutOfWindow)),
                 Err(TcpRefusal::SynOnEstablished { seq, ack }) => {
                     return Err(Refused::Challenge { seq, ack });
@@ -824,12 +828,11 @@ impl<B: PacketBuf> Worker<B> {
             (tracking, _) => Some(track_pseudo(&mut st.peers, side, tracking)),
         };
         let st = self.table.get_mut(index);
-        if let Transport::Tcp(seg) = transport
-            && seg.flags & tcp::flags::ACK != 0
-        {
+        // Only an acknowledgement pf's check ran on may later close a side (see `close_acknowledged_fins`).
+        if let Some(ack) = checked_ack {
             let a = &mut st.acked[side.index()];
-            if *a == 0 || tandem_sync::seq::gt(seg.ack, *a) {
-                *a = seg.ack;
+            if *a == 0 || tandem_sync::seq::gt(ack, *a) {
+                *a = ack;
             }
         }
         st.packets[side.index()] += 1;
@@ -1194,7 +1197,7 @@ impl<B: PacketBuf> Worker<B> {
             self.counters.ops.inc();
             match op {
                 PeerOp::Insert { record, ack } => {
-                    self.peer_insert(record, now);
+                    self.peer_insert(links, record, now);
                     if ack && !links.push_event(LocalEvent::PeerInserted { name: record.name }) {
                         // The peer's held packet then waits for its deferral timeout.
                         self.counters.events_dropped.inc();
@@ -1273,7 +1276,45 @@ impl<B: PacketBuf> Worker<B> {
         self.bulk_read = Some((request, cursor, budget));
     }
 
-    fn peer_insert(&mut self, record: StateRecord, now: Instant) {
+    /// A peer inserted a flow this node already has under another name (its first packets crossed
+    /// through two nodes, as UDP's two directions often do). Both names must not live on: every node keeps
+    /// the lower one, so the cluster converges on one name whichever insert each node saw first, and the
+    /// peer's later updates keep reaching the state. A node whose own state loses the name says so with a
+    /// delete of the old one.
+    fn merge_colliding_insert<L: WorkerLinks<B>>(
+        &mut self,
+        links: &mut L,
+        index: u32,
+        record: &StateRecord,
+    ) {
+        let st = self.table.get_mut(index);
+        merge_into(st, &record.peers);
+        let ours = StateName {
+            creator: st.creator,
+            id: st.id,
+        };
+        self.counters.states_merged_on_insert.inc();
+        if record.name >= ours
+            || !self
+                .table
+                .rename(index, record.name.creator, record.name.id)
+        {
+            return;
+        }
+        if ours.creator == self.cfg.creator {
+            self.send_event(links, LocalEvent::Deleted { name: ours });
+        }
+        // A creating packet held under the old name waited for a peer that has the flow now.
+        if let Some(pos) = self.held.iter().position(|h| h.name == ours)
+            && let Some(held) = self.held.remove(pos)
+        {
+            self.counters.deferred_released.inc();
+            self.tx[usize::from(held.port.0)].push(held.packet);
+        }
+        self.table.get_mut(index).origin &= !origin::DEFERRED;
+    }
+
+    fn peer_insert<L: WorkerLinks<B>>(&mut self, links: &mut L, record: StateRecord, now: Instant) {
         let src = Endpoint {
             addr: record.addr[0],
             port: record.port[0],
@@ -1284,10 +1325,7 @@ impl<B: PacketBuf> Worker<B> {
         };
         let (key, initiator_first) = FlowKey::of_packet(record.family, record.proto, src, dst);
         if let Some(index) = self.table.find(&key, key.table_hash()) {
-            // We have this flow (its two first packets crossed through two nodes): keep ours, merge theirs.
-            let st = self.table.get_mut(index);
-            merge_into(st, &record.peers);
-            return;
+            return self.merge_colliding_insert(links, index, &record);
         }
         let tracking = match record.proto {
             6 => Tracking::Tcp,

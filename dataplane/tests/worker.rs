@@ -628,3 +628,66 @@ fn a_state_removed_early_in_a_burst_is_not_used_by_the_packets_after_it() {
     assert_eq!(b.counters.states_created.get(), 2);
     assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
 }
+
+/// This node made a state for the client's SYN; a peer inserts the same flow under `peer_creator`.
+fn colliding_insert(peer_creator: u32) -> (Bench, StateName, StateName) {
+    let mut b = synced(false);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    let LocalEvent::Inserted { mut record, .. } = b.links.events[0] else {
+        panic!("insert")
+    };
+    let ours = record.name;
+    record.name = StateName {
+        creator: tandem_sync::identity::CreatorId(peer_creator),
+        id: tandem_sync::identity::StateId(7),
+    };
+    b.links.events.clear();
+    b.links.ops.push_back(PeerOp::Insert { record, ack: false });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    (b, ours, record.name)
+}
+
+#[test]
+fn a_colliding_peer_insert_with_the_lower_name_renames_the_state_and_its_updates_keep_merging() {
+    use tandem_sync::state::tcp_state;
+    let (mut b, ours, theirs) = colliding_insert(0x0a00_0000);
+    assert_eq!(b.worker.table().len(), 1);
+    let (_, st) = b.worker.table().iter().next().expect("the state");
+    assert_eq!((st.creator, st.id), (theirs.creator, theirs.id));
+    assert!(
+        b.links.events.contains(&LocalEvent::Deleted { name: ours }),
+        "peers are told the losing name is gone"
+    );
+    // The peer's later updates, under its name, reach the state.
+    let mut peers = st.peers;
+    peers[1].state = tcp_state::ESTABLISHED;
+    peers[1].seqlo = 5001;
+    peers[1].seqhi = 5001 + 65535;
+    peers[1].max_win = 65535;
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name: theirs,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpOpening,
+            updates: 1,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    let (_, st) = b.worker.table().iter().next().expect("the state");
+    assert_eq!(st.peers[1].state, tcp_state::ESTABLISHED);
+    assert_eq!(b.counters.states_merged_on_insert.get(), 1);
+}
+
+#[test]
+fn a_colliding_peer_insert_with_the_higher_name_is_merged_into_ours() {
+    let (b, ours, _) = colliding_insert(0x0a00_0009);
+    let (_, st) = b.worker.table().iter().next().expect("the state");
+    assert_eq!((st.creator, st.id), (ours.creator, ours.id));
+    assert!(
+        !b.links
+            .events
+            .iter()
+            .any(|e| matches!(e, LocalEvent::Deleted { .. }))
+    );
+    assert_eq!(b.counters.states_merged_on_insert.get(), 1);
+}

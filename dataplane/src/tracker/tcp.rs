@@ -90,6 +90,10 @@ pub struct TcpAccept {
     /// A full accept refreshes the state's expiry with `timeout`; a loose accept (handshake oddities, or
     /// just after a close) leaves the expiry alone, as pf does against floods.
     pub refresh: Option<TimeoutClass>,
+    /// The segment's acknowledgement number, when pf's acknowledgement check ran on it (a full accept of
+    /// a segment with ACK whose number was not substituted); `None` when it was not checked, so nothing
+    /// may be concluded from it.
+    pub checked_ack: Option<u32>,
 }
 
 /// Why the tracker refuses a segment.
@@ -227,6 +231,7 @@ pub fn track(
     let mut seqn = seg.seq;
     // We never modulate, but a peer's state may carry a modulator: remove it from the ack as pf would.
     let mut ack = seg.ack.wrapping_sub(dst.seqdiff);
+    let mut ack_substituted = false;
     let mut end;
     let mut data_end;
 
@@ -284,11 +289,13 @@ pub fn track(
     if !seg.has(flags::ACK) {
         // Let it pass through the ack-skew check.
         ack = dst.seqlo;
+        ack_substituted = true;
     } else if (ack == 0 && seg.flags & (flags::ACK | flags::RST) == flags::ACK | flags::RST)
         || dst.state < tcp_state::SYN_SENT
     {
         // Stacks set no ack in a RST|ACK answering a SYN that timed out, or before the peer spoke.
         ack = dst.seqlo;
+        ack_substituted = true;
     }
 
     if seqn == end {
@@ -337,6 +344,7 @@ pub fn track(
         }
         Ok(TcpAccept {
             refresh: Some(timeout_class(&src, &dst)),
+            checked_ack: (!ack_substituted).then_some(seg.ack),
         })
     } else if (dst.state < tcp_state::SYN_SENT
         || dst.state >= tcp_state::FIN_WAIT_2
@@ -364,7 +372,10 @@ pub fn track(
             src.state = tcp_state::TIME_WAIT;
             dst.state = tcp_state::TIME_WAIT;
         }
-        Ok(TcpAccept { refresh: None })
+        Ok(TcpAccept {
+            refresh: None,
+            checked_ack: None,
+        })
     } else {
         if peers[0].state == tcp_state::SYN_SENT && peers[1].state == tcp_state::SYN_SENT {
             // Both sides think they opened: forget this side's numbers so its next SYN starts afresh.
@@ -581,6 +592,18 @@ mod tests {
             );
         }
         assert_eq!(peers, before);
+    }
+
+    #[test]
+    fn only_an_acknowledgement_that_was_checked_is_reported() {
+        let mut peers = established();
+        let data = track(&mut peers, S, &seg(5001, 1001, ACK, 65535, 0)).expect("ack");
+        assert_eq!(data.checked_ack, Some(1001));
+        let rst = track(&mut peers, S, &seg(5001, 0, RST | ACK, 0, 0)).expect("RST|ACK, ack 0");
+        assert_eq!(rst.checked_ack, None, "its ack was replaced, not checked");
+        // After the close pf accepts stray segments loosely: their acknowledgements are not checked.
+        let loose = track(&mut peers, C, &seg(1001, 99_999, ACK, 65535, 0)).expect("loose");
+        assert_eq!((loose.refresh, loose.checked_ack), (None, None));
     }
 
     #[test]
