@@ -306,6 +306,7 @@ impl<'a> Control<'a> {
             for (worker, ch) in self.channels.iter().enumerate() {
                 loop {
                     if let Ok(mut slot) = ch.dump.lock()
+                        && matches!(*slot, StateDump::Filled { .. })
                         && let StateDump::Filled { states, at } = std::mem::take(&mut *slot)
                     {
                         snap.states
