@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::{EAL, Scratch, Tandem, empty_pcap, read_pcap, write_pcap};
 use tandem::runtime::io::owner_of_frame;
 use tandem::traffic::{self, TrafficSpec};
-use tandem_dataplane::flow::{Endpoint, FlowKey};
+use tandem_dataplane::flow::{Endpoint, FlowKey, Placement};
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::checksum::ChecksumCaps;
 use tandem_dataplane::wire::ethernet::MacAddr;
@@ -107,8 +107,22 @@ fn a_pcap_of_ten_thousand_packets_comes_out_unchanged_on_the_other_port() {
     assert!(read_pcap(&dir.path("out-a.pcap")).is_empty());
 }
 
+/// The ICMP "fragmentation needed" a router on the server side sends to the source of `frame`, quoting
+/// it: its outer addresses (router, client) name no flow, its quote names the connection.
+fn frag_needed_for(frame: &[u8]) -> Vec<u8> {
+    let m = parse_meta(frame, ChecksumCaps::SOFTWARE).expect("valid");
+    let src = std::net::Ipv4Addr::new(m.src[0], m.src[1], m.src[2], m.src[3]);
+    let router = Endpoints::v4(
+        MacAddr([2, 0, 0, 0, 0x5e, 0xfe]),
+        MacAddr([2, 0, 0, 0, 0x0c, 0xfe]),
+        [198, 19, 0, 254].into(),
+        src,
+    );
+    build::icmp_error(&router, build::IcmpError::PacketTooBig(1280), &frame[14..]).expect("builds")
+}
+
 #[test]
-fn both_directions_of_every_flow_of_a_pcap_hash_to_one_worker() {
+fn both_directions_of_every_flow_and_its_icmp_errors_hash_to_one_worker() {
     let frames = traffic::frames(&TrafficSpec {
         flows: 500,
         segments: 4,
@@ -116,7 +130,9 @@ fn both_directions_of_every_flow_of_a_pcap_hash_to_one_worker() {
         ..TrafficSpec::default()
     });
     for workers in [2, 3, 4, 7] {
+        let placement = Placement::new(workers, []);
         let mut owner: HashMap<FlowKey, usize> = HashMap::new();
+        let mut errors_elsewhere = 0;
         for f in &frames {
             let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid");
             let (sport, dport) = m.ports().expect("TCP");
@@ -129,16 +145,86 @@ fn both_directions_of_every_flow_of_a_pcap_hash_to_one_worker() {
                 port: dport,
             };
             let (flow, _) = FlowKey::of_packet(m.family().expect("IP"), m.proto, src, dst);
-            let w = owner_of_frame(f, workers);
+            let w = owner_of_frame(f, &placement);
             assert_eq!(
                 *owner.entry(flow).or_insert(w),
                 w,
                 "a flow split across workers"
             );
+            let error = frag_needed_for(f);
+            assert_eq!(
+                owner_of_frame(&error, &placement),
+                w,
+                "an error away from its flow"
+            );
+            // What a NIC would do: hash the error's outer addresses.
+            let outer = parse_meta(&error, ChecksumCaps::SOFTWARE).expect("valid");
+            let nic = placement.worker_of_hash(tandem_dataplane::flow::rss_hash(
+                tandem_config::Family::Inet,
+                &outer.src,
+                &outer.dst,
+                None,
+            ));
+            errors_elsewhere += usize::from(nic != w);
         }
         let used: std::collections::HashSet<usize> = owner.values().copied().collect();
         assert_eq!(used.len(), workers, "flows spread over every worker");
+        assert!(errors_elsewhere > 0, "outer hashing would misplace errors");
     }
+}
+
+#[test]
+fn icmp_errors_reach_the_worker_of_the_flow_they_quote() {
+    let dir = Scratch::new("icmp-errors");
+    let spec = TrafficSpec {
+        flows: 40,
+        segments: 2,
+        ..TrafficSpec::default()
+    };
+    // Each connection, then an error about its last segment, on the queue of the connection's client
+    // host. The servers differ, so that the hash of an error's outer addresses (router, client) and that
+    // of its flow differ by more than a constant (the Toeplitz hash is linear in its input): a NIC would
+    // put about half of the errors on the wrong worker.
+    let mut queues = [Vec::new(), Vec::new()];
+    for n in 0..spec.flows {
+        let flow = traffic::frames(&TrafficSpec {
+            flows: 1,
+            client_net: std::net::Ipv4Addr::new(198, 18, 0, n as u8),
+            server_net: std::net::Ipv4Addr::new(198, 19, n as u8, 0),
+            ..spec.clone()
+        });
+        let last_from_client = flow
+            .iter()
+            .rev()
+            .find(|f| f[26] == 198 && f[27] == 18)
+            .expect("a client segment")
+            .clone();
+        let q = &mut queues[n as usize % 2];
+        q.extend(flow);
+        q.push(frag_needed_for(&last_from_client));
+    }
+    let total: usize = queues.iter().map(Vec::len).sum();
+    write_pcap(&dir.path("q0.pcap"), &queues[0]);
+    write_pcap(&dir.path("q1.pcap"), &queues[1]);
+    empty_pcap(&dir.path("empty.pcap"));
+    let d = dir.0.display();
+    let body = format!(
+        "ports:\n  - {{name: inside, queues: 2, device: \"net_pcap0,rx_pcap={d}/q0.pcap,rx_pcap={d}/q1.pcap,tx_pcap={d}/in0.pcap,tx_pcap={d}/in1.pcap\"}}\n  - {{name: outside, queues: 2, device: \"net_pcap1,rx_pcap={d}/empty.pcap,rx_pcap={d}/empty.pcap,tx_pcap={d}/out0.pcap,tx_pcap={d}/out1.pcap\"}}\nworkers: {{cores: [0, 1], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/16}}\n"
+    );
+    let path = profile(&dir, "icmp", &body);
+    let mut t = Tandem::start(&path, &["--stats-interval-ms", "100"]);
+    wait_until_done(&mut t, total as u64);
+    let no_state = t.counter("drop_icmp_no_state");
+    let mismatch = t.counter("drop_icmp_mismatch");
+    let forwarded = t.counter("tx_packets");
+    let (ok, _, lines) = t.stop();
+    assert!(ok, "tandem failed:\n{}", lines.join("\n"));
+    assert_eq!(
+        (no_state, mismatch),
+        (0, 0),
+        "every error found its flow's state"
+    );
+    assert_eq!(forwarded, total as u64, "flows and errors all pass");
 }
 
 #[test]

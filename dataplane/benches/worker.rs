@@ -87,6 +87,9 @@ impl WorkerLinks<Vec<u8>> for Sink {
     fn resolve(&mut self, _: NextHop) -> bool {
         true
     }
+    fn redirect(&mut self, _: usize, _: PortId, p: Vec<u8>) -> Result<(), Vec<u8>> {
+        Err(p)
+    }
 }
 
 const RULES: &str = "

@@ -50,11 +50,13 @@ pub enum DropReason {
     IcmpMismatch,
     /// An ICMP echo request or reply travelling the wrong way on its state.
     EchoDirection,
+    /// A packet for another worker's state found that worker's queue full.
+    RedirectFull,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Malformed,
         DropReason::NotIp,
         DropReason::Fragment,
@@ -75,6 +77,7 @@ impl DropReason {
         DropReason::NotForUs,
         DropReason::IcmpMismatch,
         DropReason::EchoDirection,
+        DropReason::RedirectFull,
     ];
 
     /// The counter's name.
@@ -100,6 +103,7 @@ impl DropReason {
             DropReason::NotForUs => "not_for_us",
             DropReason::IcmpMismatch => "icmp_mismatch",
             DropReason::EchoDirection => "echo_direction",
+            DropReason::RedirectFull => "redirect_full",
         }
     }
 
@@ -173,6 +177,8 @@ pub struct WorkerCounters {
     pub punted: Counter,
     /// Packets the worker originated (RST, ICMP errors, challenge ACKs).
     pub originated: Counter,
+    /// Packets handed to the worker that holds their state (ICMP errors a NIC's RSS misplaced).
+    pub redirected: Counter,
     /// Answers not sent because the worker's answer rate limit was reached.
     pub answers_limited: Counter,
     /// Answers not sent because the packet they would answer failed its transport checksum.
@@ -214,6 +220,7 @@ impl WorkerCounters {
             state_hits: Counter::default(),
             punted: Counter::default(),
             originated: Counter::default(),
+            redirected: Counter::default(),
             answers_limited: Counter::default(),
             answers_bad_checksum: Counter::default(),
             normalized: Counter::default(),
@@ -262,6 +269,7 @@ impl WorkerCounters {
             ("state_hits".to_string(), self.state_hits.get()),
             ("punted".to_string(), self.punted.get()),
             ("originated".to_string(), self.originated.get()),
+            ("redirected".to_string(), self.redirected.get()),
             ("answers_limited".to_string(), self.answers_limited.get()),
             (
                 "answers_bad_checksum".to_string(),

@@ -3,10 +3,13 @@
 //! A [`FlowKey`] names a connection the same way whichever direction a packet travels: its two endpoints
 //! are stored in a fixed order (the lower address-and-port first), and each packet learns which endpoint
 //! sent it. [`rss_hash`] is the symmetric Toeplitz hash NICs compute with the repeated `0x6d5a` key, and
-//! [`worker_of`] turns it into a worker the way the NIC's redirection table does; the sync core uses the
-//! same two functions to route a peer's state to the worker that owns the flow.
+//! a [`Placement`] turns it into a worker the way the NIC's redirection table does (the NIC's table is
+//! programmed from it); software dispatch, the sync core and the workers use the same placement to bring a
+//! packet, a peer's state and an ICMP error about the flow to the worker that owns it.
 
 use tandem_config::Family;
+
+use crate::wire::meta::{IcmpKind, IcmpMeta, L4, PacketMeta, QuotedL4};
 
 /// An IP address in pf's layout: IPv4 in the first four bytes (network order), the rest zero.
 pub type Addr = [u8; 16];
@@ -183,11 +186,93 @@ pub fn rss_hash_of_key(key: &FlowKey) -> u32 {
     rss_hash(key.family, &key.ends[0].addr, &key.ends[1].addr, ports)
 }
 
-/// The worker (queue) a hash selects through a redirection table of `reta_size` entries filled round-robin
-/// over `workers` queues, DPDK's default table.
-pub fn worker_of(hash: u32, reta_size: u32, workers: usize) -> usize {
-    let reta_size = reta_size.max(1);
-    ((hash % reta_size) as usize) % workers.max(1)
+/// Which worker holds each flow's state: the flow's symmetric RSS hash through a redirection table of
+/// `reta_size` entries filled round-robin over the workers, `(hash % reta_size) % workers`. The NICs' own
+/// tables are programmed from it (entry `i` of a table of any multiple of `reta_size` entries is
+/// [`Placement::reta_entry`]), software dispatch computes it for ports without RSS, the sync core places
+/// peers' states with it, and a worker redirects an ICMP error to the worker it names for the quoted
+/// flow: one function, so that a state and every packet that needs it meet on one worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Entries of the common redirection table: the smallest of the NICs' tables, or
+    /// [`Placement::SOFTWARE_RETA`] without RSS.
+    pub reta_size: u32,
+    /// Workers.
+    pub workers: usize,
+}
+
+impl Placement {
+    /// The table size software dispatch uses where no NIC table sets it (DPDK's common RETA size).
+    pub const SOFTWARE_RETA: u32 = 512;
+
+    /// One worker: everything is its own.
+    pub const SINGLE: Placement = Placement {
+        reta_size: Placement::SOFTWARE_RETA,
+        workers: 1,
+    };
+
+    /// The placement for `workers` workers and ports whose NICs' redirection tables have `nic_sizes`
+    /// entries: the common table is the smallest (every size DPDK reports is a multiple of 64, and sizes
+    /// that are not multiples of it cannot share one placement; see [`Placement::fits`]).
+    pub fn new(workers: usize, nic_sizes: impl IntoIterator<Item = u32>) -> Placement {
+        let reta_size = nic_sizes
+            .into_iter()
+            .filter(|&s| s > 0)
+            .min()
+            .unwrap_or(Placement::SOFTWARE_RETA);
+        Placement {
+            reta_size,
+            workers: workers.max(1),
+        }
+    }
+
+    /// Whether a NIC table of `size` entries can carry this placement (its size is a multiple of the
+    /// common one); a port whose table cannot falls back to software dispatch.
+    pub fn fits(&self, size: u32) -> bool {
+        size > 0 && size.is_multiple_of(self.reta_size)
+    }
+
+    /// The worker (queue) for entry `entry` of a NIC table whose size [`Placement::fits`].
+    pub fn reta_entry(&self, entry: u32) -> u16 {
+        ((entry % self.reta_size) as usize % self.workers) as u16
+    }
+
+    /// The worker a hash selects.
+    #[inline]
+    pub fn worker_of_hash(&self, hash: u32) -> usize {
+        (hash % self.reta_size.max(1)) as usize % self.workers
+    }
+
+    /// The worker holding the state of `key`.
+    pub fn worker_of_key(&self, key: &FlowKey) -> usize {
+        self.worker_of_hash(rss_hash_of_key(key))
+    }
+
+    /// The worker whose shard holds the state a classified packet needs: its own flow's, or, for an ICMP
+    /// error, the flow of the packet it quotes (a NIC hashes the error's outer addresses, which name
+    /// another flow). Non-IP frames belong to worker 0.
+    pub fn owner_of_packet(&self, m: &PacketMeta) -> usize {
+        let Some(family) = m.family() else { return 0 };
+        let hash = match m.l4 {
+            L4::Tcp(t) => rss_hash(family, &m.src, &m.dst, Some((t.src_port, t.dst_port))),
+            L4::Udp(u) => rss_hash(family, &m.src, &m.dst, Some((u.src_port, u.dst_port))),
+            L4::Icmp(IcmpMeta {
+                kind: IcmpKind::Error(q),
+                ..
+            }) => {
+                let ports = match q.l4 {
+                    QuotedL4::Tcp {
+                        src_port, dst_port, ..
+                    }
+                    | QuotedL4::Udp { src_port, dst_port } => Some((src_port, dst_port)),
+                    _ => None,
+                };
+                rss_hash(q.family, &q.src, &q.dst, ports)
+            }
+            _ => rss_hash(family, &m.src, &m.dst, None),
+        };
+        self.worker_of_hash(hash)
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +346,22 @@ mod tests {
         assert_eq!(k1.table_hash(), k2.table_hash());
     }
 
+    #[test]
+    fn nic_tables_of_any_multiple_of_the_common_size_place_like_it() {
+        for workers in [1, 2, 3, 5] {
+            let p = Placement::new(workers, [512, 128]);
+            assert_eq!(p.reta_size, 128);
+            assert!(p.fits(512) && p.fits(128) && !p.fits(192 + 1));
+            for size in [128u32, 512] {
+                for hash in (0..5000u32).map(|h| h.wrapping_mul(2_654_435_761)) {
+                    let nic = p.reta_entry(hash % size);
+                    assert_eq!(usize::from(nic), p.worker_of_hash(hash), "size {size}");
+                }
+            }
+        }
+        assert_eq!(Placement::new(3, []).reta_size, Placement::SOFTWARE_RETA);
+    }
+
     proptest! {
         #[test]
         fn both_directions_of_any_flow_land_on_one_worker(
@@ -269,7 +370,8 @@ mod tests {
             let family = if v6 { Family::Inet6 } else { Family::Inet };
             let h1 = rss_hash(family, &a, &b, Some((sp, dp)));
             let h2 = rss_hash(family, &b, &a, Some((dp, sp)));
-            prop_assert_eq!(worker_of(h1, 512, workers), worker_of(h2, 512, workers));
+            let p = Placement { reta_size: 512, workers };
+            prop_assert_eq!(p.worker_of_hash(h1), p.worker_of_hash(h2));
         }
 
         #[test]

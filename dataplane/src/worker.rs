@@ -11,8 +11,13 @@
 //! - Rules are evaluated once, at ingress, knowing the egress port (after the route lookup); a rule's
 //!   `direction` says which of the two ports it refers to.
 //! - States are floating (not bound to a port), like pf's default.
-//! - ICMP errors are matched to the state of the packet they quote and pass only if that packet fits the
-//!   state's window (pf's rule); they create no state.
+//! - ICMP errors are matched to the state of the packet they quote and pass only as pf lets them (outer
+//!   destination = quoted source, quote inside the window, echo direction); they create no state. They
+//!   are handled by the worker that owns the quoted flow: one that a NIC's RSS (hashing the outer
+//!   addresses) brought elsewhere is redirected to it.
+//! - pf's normalization runs first on TCP (impossible flag combinations dropped, FIN cleared from a SYN),
+//!   IPv4 options are dropped unless the rule allowed them, and a SYN on an established state is answered
+//!   with a challenge ACK and dropped. Answers are rate-limited per worker.
 //! - In router mode ARP, neighbour discovery, VRRP and packets addressed to the appliance are punted to
 //!   the control thread, and only frames sent to the ingress port's MAC are routed (broadcast and
 //!   multicast only for ARP, neighbour discovery and VRRP); in wire mode everything that is not IP passes
@@ -32,7 +37,7 @@ use tandem_sync::state::{SyncMark, TimeoutClass, state_flags};
 use tandem_sync::time::{Duration, Instant};
 
 use crate::counters::{DropReason, WorkerCounters};
-use crate::flow::{Addr, Endpoint, FlowKey};
+use crate::flow::{Addr, Endpoint, FlowKey, Placement};
 use crate::forward::{RewriteError, route_rewrite, time_exceeded};
 use crate::io::{PacketBuf, PortIo};
 use crate::route::{NeighborCache, NextHop, RouteTable};
@@ -175,6 +180,8 @@ pub struct WorkerConfig {
     pub defer: Option<DeferSettings>,
     /// Which checksums software must verify.
     pub checksum: ChecksumCaps,
+    /// Which worker holds each flow's state (the NICs' tables and software dispatch follow it).
+    pub placement: Placement,
 }
 
 /// Bytes of progress on a TCP state worth a report to the window-aware sync engine: small against pf's
@@ -245,6 +252,7 @@ impl WorkerConfig {
             push,
             defer,
             checksum: ChecksumCaps::SOFTWARE,
+            placement: Placement::new(profile.workers.cores.len(), []),
         }
     }
 }
@@ -282,6 +290,9 @@ pub trait WorkerLinks<B> {
     fn punt(&mut self, port: PortId, packet: B) -> Result<(), B>;
     /// Asks the control thread to resolve a next hop; `false` if its queue is full.
     fn resolve(&mut self, hop: NextHop) -> bool;
+    /// Hands a packet received on `port` to another worker, whose shard holds the state it needs; gives it
+    /// back if that worker's queue is full.
+    fn redirect(&mut self, worker: usize, port: PortId, packet: B) -> Result<(), B>;
 }
 
 /// A creating packet held until peers acknowledge its state.
@@ -575,6 +586,15 @@ impl<B: PacketBuf> Worker<B> {
         }
 
         if let Transport::IcmpError { quoted } = transport {
+            // A NIC hashes an ICMP error by its outer addresses: the quoted flow's state may be another
+            // worker's. Software dispatch already placed it right; after RSS it may have to move once.
+            let owner = self.cfg.placement.owner_of_packet(&m);
+            if owner != self.cfg.index {
+                return match links.redirect(owner, ingress, packet) {
+                    Ok(()) => self.counters.redirected.inc(),
+                    Err(_) => self.drop_packet(DropReason::RedirectFull),
+                };
+            }
             match self.icmp_error_fits(&m, &quoted) {
                 Err(reason) => return self.drop_packet(reason),
                 Ok(index)

@@ -371,3 +371,35 @@ fn in_wire_mode_frames_for_any_mac_pass_as_a_bump_in_the_wire() {
         1
     );
 }
+
+#[test]
+fn with_three_workers_an_icmp_error_goes_to_the_worker_of_the_flow_it_quotes() {
+    use tandem_dataplane::flow::Placement;
+    let placement = Placement::new(3, []);
+    let error = unreachable(&to_client_from(254), &c2s(2449, 5001, ACK, 100));
+    let m = parse_meta(&error, ChecksumCaps::SOFTWARE).expect("valid");
+    let owner = placement.owner_of_packet(&m);
+    let flow = parse_meta(&c2s(1000, 0, SYN, 0), ChecksumCaps::SOFTWARE).expect("valid");
+    assert_eq!(
+        owner,
+        placement.owner_of_packet(&flow),
+        "the quoted flow's worker"
+    );
+
+    // The owner checks and forwards it.
+    let mut b = bench_worker(WIRE_PASS, owner, 3);
+    established(&mut b);
+    assert_eq!(b.send(OUTSIDE, error.clone()).len(), 1);
+    assert!(b.links.redirected.is_empty());
+
+    // Another worker (where a NIC hashing the outer addresses may put it) hands it over untouched.
+    for other in (0..3).filter(|&w| w != owner) {
+        let mut b = bench_worker(WIRE_PASS, other, 3);
+        assert!(b.send(OUTSIDE, error.clone()).is_empty());
+        assert_eq!(b.links.redirected.len(), 1);
+        let (to, port, frame) = &b.links.redirected[0];
+        assert_eq!((*to, *port, frame), (owner, OUTSIDE, &error));
+        assert_eq!(b.counters.redirected.get(), 1);
+        assert_eq!(b.dropped(DropReason::IcmpNoState), 0);
+    }
+}

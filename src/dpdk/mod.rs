@@ -36,6 +36,9 @@ pub enum DpdkError {
     /// A string passed to DPDK contained a NUL byte.
     #[error("`{0}` contains a NUL byte")]
     Nul(String),
+    /// A setting read back from the device is not the one written.
+    #[error("the device does not keep the {0} it was given")]
+    Mismatch(String),
 }
 
 /// DPDK's description of an error number.

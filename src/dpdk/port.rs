@@ -78,6 +78,8 @@ pub struct EthPort {
     mac: [u8; 6],
     queues: u16,
     rss: bool,
+    /// Entries of the NIC's redirection table (0 without RSS).
+    reta_size: u16,
     running: bool,
 }
 
@@ -190,6 +192,7 @@ impl EthPort {
             mac: addr.addr_bytes,
             queues: setup.rx_queues,
             rss,
+            reta_size: if rss { info.reta_size } else { 0 },
             running: true,
         };
         Ok((port, rx, tx))
@@ -218,6 +221,49 @@ impl EthPort {
     /// Whether the NIC spreads flows over the queues with the symmetric RSS key.
     pub fn symmetric_rss(&self) -> bool {
         self.rss
+    }
+
+    /// Entries of the NIC's RSS redirection table, when the port spreads flows with RSS.
+    pub fn reta_size(&self) -> Option<u32> {
+        (self.rss && self.reta_size > 0).then_some(u32::from(self.reta_size))
+    }
+
+    /// Programs the NIC's redirection table with `queue_of(entry)` for every entry and reads it back: the
+    /// queue each hash reaches is then the one software expects, not whatever the driver chose.
+    /// `Err(DpdkError::Mismatch)` if the table read back differs.
+    pub fn program_reta(&self, queue_of: impl Fn(u32) -> u16) -> Result<(), DpdkError> {
+        let size = self.reta_size;
+        let groups = usize::from(size).div_ceil(64);
+        let mut table = vec![sys::rte_eth_rss_reta_entry64::default(); groups];
+        for (g, group) in table.iter_mut().enumerate() {
+            for i in 0..64 {
+                let entry = g * 64 + i;
+                if entry < usize::from(size) {
+                    group.mask |= 1 << i;
+                    group.reta[i] = queue_of(entry as u32);
+                }
+            }
+        }
+        let wanted = table.clone();
+        // SAFETY: the port id is valid; `table` holds `size` entries in 64-entry groups, as the call reads.
+        check("rte_eth_dev_rss_reta_update", unsafe {
+            sys::rte_eth_dev_rss_reta_update(self.shared.id, table.as_mut_ptr(), size)
+        })?;
+        for group in &mut table {
+            group.reta = [0; 64];
+        }
+        // SAFETY: as above; the masks select every entry to read.
+        check("rte_eth_dev_rss_reta_query", unsafe {
+            sys::rte_eth_dev_rss_reta_query(self.shared.id, table.as_mut_ptr(), size)
+        })?;
+        if table
+            .iter()
+            .zip(&wanted)
+            .any(|(got, want)| got.reta != want.reta)
+        {
+            return Err(DpdkError::Mismatch("RSS redirection table".to_string()));
+        }
+        Ok(())
     }
 
     /// Whether the link is up.

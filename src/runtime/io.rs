@@ -1,25 +1,24 @@
 //! A worker's ports on DPDK: the RX and TX queue the worker owns on each port, buffers from the pool, and
 //! software dispatch for ports whose NIC cannot spread flows symmetrically over the workers (no RSS, or
-//! fewer RX queues than workers). Dispatch computes the same symmetric hash the NIC would, so both
-//! directions of a flow, on any port, reach the same worker; the sync core places peers' states with the
-//! same function.
+//! fewer RX queues than workers). Dispatch computes the same placement the NICs' tables are programmed
+//! with, so both directions of a flow, on any port, reach the same worker, and an ICMP error reaches the
+//! worker of the flow it quotes; the sync core places peers' states with the same function. The same
+//! queues carry the ICMP errors a worker redirects when a NIC's RSS brought them to the wrong one.
 
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use tandem_config::PortId;
 use tandem_dataplane::counters::Counter;
-use tandem_dataplane::flow::{rss_hash, worker_of};
+use tandem_dataplane::flow::Placement;
 use tandem_dataplane::io::{PacketBuf, PortIo};
 use tandem_dataplane::wire::checksum::ChecksumCaps;
-use tandem_dataplane::wire::meta::{self, L4};
+use tandem_dataplane::wire::meta;
 
 use crate::dpdk::mbuf::Mbuf;
 use crate::dpdk::mempool::PacketPool;
 use crate::dpdk::port::{MAX_BURST, RxQueue, TxQueue};
 
-/// Size of the redirection table software dispatch emulates (and that the sync core assumes).
-pub const RETA_SIZE: u32 = 512;
 /// Packets one worker may have waiting for another, per port.
 const DISPATCH_QUEUE: usize = 4096;
 
@@ -29,19 +28,10 @@ impl PacketBuf for Mbuf {
     }
 }
 
-/// The worker a frame's flow belongs to, by the symmetric hash of its addresses (and ports, for TCP and
-/// UDP that are not fragments); non-IP frames go to worker 0.
-pub fn owner_of_frame(frame: &[u8], workers: usize) -> usize {
-    let Ok(m) = meta::parse_meta(frame, ChecksumCaps::OFFLOADED) else {
-        return 0;
-    };
-    let Some(family) = m.family() else { return 0 };
-    let ports = match m.l4 {
-        L4::Tcp(t) => Some((t.src_port, t.dst_port)),
-        L4::Udp(u) => Some((u.src_port, u.dst_port)),
-        _ => None,
-    };
-    worker_of(rss_hash(family, &m.src, &m.dst, ports), RETA_SIZE, workers)
+/// The worker a frame belongs to under `placement` (for an ICMP error, the worker of the flow it quotes);
+/// frames that do not parse, and non-IP frames, go to worker 0.
+pub fn owner_of_frame(frame: &[u8], placement: &Placement) -> usize {
+    meta::parse_meta(frame, ChecksumCaps::OFFLOADED).map_or(0, |m| placement.owner_of_packet(&m))
 }
 
 /// Queues between workers for dispatched packets: `queues[to][port]`.
@@ -51,6 +41,14 @@ pub struct DispatchQueues {
 }
 
 impl DispatchQueues {
+    /// Passes `packet`, received on `port`, to worker `to`; gives it back if that worker's queue is full.
+    pub fn pass(&self, to: usize, port: PortId, packet: Mbuf) -> Result<(), Mbuf> {
+        match self.queues.get(to).and_then(|q| q.get(usize::from(port.0))) {
+            Some(queue) => queue.push(packet),
+            None => Err(packet),
+        }
+    }
+
     /// Queues for `workers` workers and `ports` ports.
     pub fn new(workers: usize, ports: usize) -> Arc<DispatchQueues> {
         Arc::new(DispatchQueues {
@@ -69,7 +67,7 @@ impl DispatchQueues {
 #[derive(Debug)]
 pub struct DpdkIo {
     me: usize,
-    workers: usize,
+    placement: Placement,
     rx: Vec<Option<RxQueue>>,
     tx: Vec<Option<TxQueue>>,
     /// Per port: whether received packets must be dispatched in software.
@@ -82,10 +80,11 @@ pub struct DpdkIo {
 }
 
 impl DpdkIo {
-    /// Worker `me` of `workers`, with its queue of each port (`None` where the port has none for it).
+    /// Worker `me` of the placement's workers, with its queue of each port (`None` where the port has none
+    /// for it).
     pub fn new(
         me: usize,
-        workers: usize,
+        placement: Placement,
         rx: Vec<Option<RxQueue>>,
         tx: Vec<Option<TxQueue>>,
         dispatch: Vec<bool>,
@@ -94,7 +93,7 @@ impl DpdkIo {
     ) -> DpdkIo {
         DpdkIo {
             me,
-            workers,
+            placement,
             rx,
             tx,
             dispatch,
@@ -134,10 +133,10 @@ impl PortIo for DpdkIo {
         }
         rx.recv(&mut self.scratch, room);
         for m in self.scratch.drain(..) {
-            let owner = owner_of_frame(m.as_ref(), self.workers);
+            let owner = owner_of_frame(m.as_ref(), &self.placement);
             if owner == self.me {
                 out.push(m);
-            } else if self.queues.queues[owner][p].push(m).is_err() {
+            } else if self.queues.pass(owner, port, m).is_err() {
                 self.dispatch_drops.inc();
             }
         }

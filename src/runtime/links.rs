@@ -14,6 +14,7 @@ use tandem_dataplane::worker::{ControlOp, WorkerLinks};
 use tandem_sync::event::{LocalEvent, PeerOp};
 use tandem_sync::time::Instant;
 
+use super::io::DispatchQueues;
 use crate::dpdk::mbuf::Mbuf;
 
 /// Events one worker may have queued for the sync core.
@@ -83,6 +84,8 @@ impl WorkerChannels {
 pub struct QueueLinks {
     /// The channels.
     pub channels: Arc<WorkerChannels>,
+    /// The queues to the other workers, for packets whose state another worker holds.
+    pub workers: Arc<DispatchQueues>,
 }
 
 impl WorkerLinks<Mbuf> for QueueLinks {
@@ -107,6 +110,10 @@ impl WorkerLinks<Mbuf> for QueueLinks {
 
     fn resolve(&mut self, hop: NextHop) -> bool {
         self.channels.resolve.push(hop).is_ok()
+    }
+
+    fn redirect(&mut self, worker: usize, port: PortId, packet: Mbuf) -> Result<(), Mbuf> {
+        self.workers.pass(worker, port, packet)
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Duration as StdDuration;
 use anyhow::{Context, Result, bail};
 use tandem_config::{PortId, Profile, SyncLink, Transport, UpdatePolicy};
 use tandem_dataplane::counters::WorkerCounters;
-use tandem_dataplane::flow::{rss_hash_of_key, worker_of};
+use tandem_dataplane::flow::Placement;
 use tandem_dataplane::route::RouteTable;
 use tandem_dataplane::rules::RuleSet;
 use tandem_dataplane::wire::meta::Malformed;
@@ -81,9 +81,9 @@ fn pin_to_core(core: usize) -> Result<()> {
     }
 }
 
-/// The worker owning a peer's state: the symmetric hash of its flow, through the same table software
-/// dispatch and the NIC's RSS use.
-fn shard_of(workers: usize) -> impl Fn(&StateRecord) -> usize + Send {
+/// The worker owning a peer's state: the symmetric hash of its flow, through the placement software
+/// dispatch and the NICs' programmed tables use.
+fn shard_of(placement: Placement) -> impl Fn(&StateRecord) -> usize + Send {
     move |record: &StateRecord| {
         let src = tandem_dataplane::flow::Endpoint {
             addr: record.addr[0],
@@ -95,8 +95,39 @@ fn shard_of(workers: usize) -> impl Fn(&StateRecord) -> usize + Send {
         };
         let (key, _) =
             tandem_dataplane::flow::FlowKey::of_packet(record.family, record.proto, src, dst);
-        worker_of(rss_hash_of_key(&key), io::RETA_SIZE, workers)
+        placement.worker_of_key(&key)
     }
+}
+
+/// Decides where flows go: the common redirection table is the smallest of the RSS ports' tables (one
+/// queue per worker), each such port's NIC table is programmed from it and read back, and a port whose
+/// NIC cannot carry it (no RSS, too few queues, a table of another size, a driver that refuses the table)
+/// keeps software dispatch, which computes the same placement. `dispatch[p]` is set for those.
+fn place_flows(profile: &Profile, ports: &[(String, EthPort)], dispatch: &mut [bool]) -> Placement {
+    let workers = profile.workers.cores.len().max(1);
+    let tables: Vec<Option<u32>> = (0..ports.len())
+        .map(|p| {
+            (dispatch[p] && usize::from(profile.ports[p].queues) == workers)
+                .then(|| ports[p].1.reta_size())
+                .flatten()
+        })
+        .collect();
+    let placement = Placement::new(workers, tables.iter().flatten().copied());
+    for (p, table) in tables.iter().enumerate() {
+        let Some(size) = *table else { continue };
+        if !placement.fits(size) {
+            eprintln!(
+                "tandem: port `{}`: RSS table of {size} entries cannot carry the common table of {}; software dispatch",
+                ports[p].0, placement.reta_size
+            );
+            continue;
+        }
+        match ports[p].1.program_reta(|entry| placement.reta_entry(entry)) {
+            Ok(()) => dispatch[p] = false,
+            Err(e) => eprintln!("tandem: port `{}`: {e}; software dispatch", ports[p].0),
+        }
+    }
+    placement
 }
 
 /// The sync engine's settings from the profile.
@@ -210,9 +241,8 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             }
             dispatch.push(false);
         } else {
-            // Software dispatch unless the NIC spreads flows symmetrically over one queue per worker.
-            dispatch
-                .push(workers > 1 && !(eth.symmetric_rss() && usize::from(port.queues) == workers));
+            // Decided once every port is open and the common redirection table is known.
+            dispatch.push(workers > 1);
             let mut rx = rx.into_iter().map(Some).collect::<Vec<_>>();
             let mut tx = tx.into_iter().map(Some).collect::<Vec<_>>();
             for w in 0..workers {
@@ -222,6 +252,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         }
         ports.push((port.name.clone(), eth));
     }
+    let placement = place_flows(profile, &ports, &mut dispatch);
     let rules = Arc::new(RuleSet::compile(&profile.rules));
     let routes = Arc::new(RouteTable::from_profile(profile));
     let id_base = std::time::SystemTime::now()
@@ -249,7 +280,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                     .and_then(|s| s.mtu)
                     .unwrap_or(profile.port(id).mtu);
             }
-            Some(Engine::new(cfg, shard_of(workers), clock.now()).context("sync engine")?)
+            Some(Engine::new(cfg, shard_of(placement), clock.now()).context("sync engine")?)
         }
         None => None,
     };
@@ -314,7 +345,8 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         let mut threads = Vec::new();
         for w in 0..workers {
             let core = profile.workers.cores[w];
-            let cfg = WorkerConfig::from_profile(profile, w, infos.clone(), id_base);
+            let mut cfg = WorkerConfig::from_profile(profile, w, infos.clone(), id_base);
+            cfg.placement = placement;
             let worker = Worker::new(
                 cfg,
                 rules.clone(),
@@ -325,7 +357,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             );
             let io = io::DpdkIo::new(
                 w,
-                workers,
+                placement,
                 std::mem::take(&mut rx_of[w]),
                 std::mem::take(&mut tx_of[w]),
                 dispatch.clone(),
@@ -337,6 +369,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                 io,
                 links: links::QueueLinks {
                     channels: channels[w].clone(),
+                    workers: dispatch_queues.clone(),
                 },
                 ports: data_ports.clone(),
                 backoff,

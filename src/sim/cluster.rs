@@ -414,6 +414,10 @@ impl WorkerLinks<Vec<u8>> for Links {
     fn resolve(&mut self, _hop: NextHop) -> bool {
         false
     }
+    fn redirect(&mut self, _worker: usize, _port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        // One worker per simulated node: nothing is another worker's.
+        Err(packet)
+    }
 }
 
 /// A unit of work for a processor.

@@ -38,6 +38,7 @@ pub struct Links {
     pub control: VecDeque<ControlOp>,
     pub punted: Vec<(PortId, Vec<u8>)>,
     pub resolve: Vec<NextHop>,
+    pub redirected: Vec<(usize, PortId, Vec<u8>)>,
 }
 
 impl WorkerLinks<Vec<u8>> for Links {
@@ -65,6 +66,10 @@ impl WorkerLinks<Vec<u8>> for Links {
         self.resolve.push(hop);
         true
     }
+    fn redirect(&mut self, worker: usize, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.redirected.push((worker, port, packet));
+        Ok(())
+    }
 }
 
 pub struct Bench {
@@ -83,9 +88,16 @@ pub fn profile(body: &str) -> Profile {
 }
 
 pub fn bench(body: &str) -> Bench {
+    bench_worker(body, 0, 1)
+}
+
+/// Worker `index` of `workers` (flows placed over them with the software table).
+pub fn bench_worker(body: &str, index: usize, workers: usize) -> Bench {
     let p = profile(body);
     let ports = vec![PortInfo { mac: FW_IN_MAC }, PortInfo { mac: FW_OUT_MAC }];
-    let cfg = WorkerConfig::from_profile(&p, 0, ports, 1 << 32);
+    let mut cfg = WorkerConfig::from_profile(&p, index, ports, 1 << 32);
+    cfg.workers = workers;
+    cfg.placement = tandem_dataplane::flow::Placement::new(workers, []);
     let counters = Arc::new(WorkerCounters::new(
         tandem_dataplane::wire::meta::Malformed::COUNT,
     ));
