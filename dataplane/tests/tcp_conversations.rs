@@ -42,6 +42,9 @@ enum Step {
     Reorder(usize),
     /// An attacker's segment outside the windows.
     Inject(usize, u32),
+    /// An attacker's segments inside the window, at this fraction (per mille) of its span: a SYN, blind
+    /// resets, and the one reset RFC 5961 accepts.
+    Forge(usize, u32),
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
@@ -52,6 +55,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
             1 => (0usize..2, 0usize..8).prop_map(|(s, k)| Step::Retransmit(s, k)),
             1 => (0usize..2).prop_map(Step::Reorder),
             1 => (0usize..2, 70_000u32..2_000_000_000).prop_map(|(s, off)| Step::Inject(s, off)),
+            1 => (0usize..2, 0u32..=1000).prop_map(|(s, frac)| Step::Forge(s, frac)),
         ],
         1..120,
     )
@@ -283,6 +287,7 @@ fn run(
                 );
                 prop_assert_eq!(c.peers, before, "a refused segment changed the state");
             }
+            Step::Forge(side, frac) => forge(&mut c, side, frac)?,
         }
     }
     if let Some((side, seg)) = c.held.take() {
@@ -332,6 +337,74 @@ proptest! {
         };
         run(isn, bufs, wscale, mss, steps, rst)?;
     }
+}
+
+/// Forgeries inside the window of `side`'s sequence space, none of which may pass or move the state
+/// but the reset with the exact acknowledgement (checked on a copy, so the conversation goes on).
+fn forge(c: &mut Conversation, side: usize, frac: u32) -> Result<(), TestCaseError> {
+    let from = if side == 0 {
+        Side::Initiator
+    } else {
+        Side::Responder
+    };
+    let before = c.peers;
+    let (src, dst) = (c.peers[side], c.peers[1 - side]);
+    let dws = if src.wscale != 0 && dst.wscale != 0 {
+        dst.wscale & tandem_sync::state::WSCALE_SHIFT
+    } else {
+        0
+    };
+    let lo = src.seqlo.wrapping_sub(u32::from(dst.max_win) << dws);
+    let span = src.seqhi.wrapping_sub(lo);
+    let seq = lo.wrapping_add((u64::from(span) * u64::from(frac) / 1000) as u32);
+    let exact =
+        seq == src.seqlo || seq == src.seqlo.wrapping_add(1) || seq.wrapping_add(1) == src.seqlo;
+    let seg = |seq, ack, flags| TcpSegment {
+        seq,
+        ack,
+        flags,
+        win: 0,
+        payload_len: 0,
+        wscale: None,
+        mss: None,
+    };
+
+    // A SYN on the established connection, anywhere in the window.
+    let refused = tcp::track(&mut c.peers, from, &seg(seq, 0, flags::SYN));
+    prop_assert!(
+        matches!(refused, Err(TcpRefusal::SynOnEstablished { .. })),
+        "in-window SYN: {refused:?}"
+    );
+    if !exact {
+        // Blind resets: no acknowledgement, an acknowledgement of 0, a wrong one.
+        for (ack, fl) in [
+            (0, flags::RST),
+            (0, flags::RST | flags::ACK),
+            (dst.seqlo.wrapping_add(1), flags::RST | flags::ACK),
+        ] {
+            prop_assert_eq!(
+                tcp::track(&mut c.peers, from, &seg(seq, ack, fl)),
+                Err(TcpRefusal::OutOfWindow),
+                "blind reset {:#x} ack {} at {}",
+                fl,
+                ack,
+                seq
+            );
+        }
+    }
+    prop_assert_eq!(c.peers, before, "a forgery moved the state");
+
+    // RFC 5961 section 3.2: within the window behind, with the exact acknowledgement, a reset is real.
+    if tandem_sync::seq::leq(seq, src.seqlo.wrapping_add(1)) {
+        let mut copy = c.peers;
+        let real = tcp::track(
+            &mut copy,
+            from,
+            &seg(seq, dst.seqlo, flags::RST | flags::ACK),
+        );
+        prop_assert!(real.is_ok(), "exact-ack reset at {seq}: {real:?}");
+    }
+    Ok(())
 }
 
 fn shift_for(buf: u32) -> u8 {

@@ -312,7 +312,8 @@ pub fn track(
         && seq::geq(seqn, src.seqlo.wrapping_sub(u32::from(dst.max_win) << dws))
         && i64::from(ackskew) >= -max_ack
         && i64::from(ackskew) <= max_ack << sws
-        && (!seg.has(flags::RST) || rst_acceptable(&src, &dst, orig_seq, ackskew, seg, dws));
+        && (!seg.has(flags::RST)
+            || rst_acceptable(&src, &dst, orig_seq, ackskew, !ack_substituted, dws));
 
     let outcome = if in_window {
         if win > u32::from(src.max_win) {
@@ -393,18 +394,21 @@ pub fn track(
 
 /// pf (OpenBSD pf.c 1.1218): a RST must carry exactly the expected sequence number, or one off, or, in
 /// answer to data we have seen, lie within a window back with an exact acknowledgement (RFC 5961 section 3).
+/// One hardening over pf: that last clause needs an acknowledgement that was really checked. pf replaces
+/// the zero acknowledgement of a RST|ACK by the expected one, so a blind RST|ACK with ack 0 anywhere in the
+/// window behind would pass it; RFC 5961 wants such a reset answered with a challenge ACK, not accepted.
 fn rst_acceptable(
     src: &TcpPeer,
     dst: &TcpPeer,
     orig_seq: u32,
     ackskew: i32,
-    seg: &TcpSegment,
+    ack_checked: bool,
     dws: u8,
 ) -> bool {
     orig_seq == src.seqlo
         || orig_seq == src.seqlo.wrapping_add(1)
         || orig_seq.wrapping_add(1) == src.seqlo
-        || (seg.has(flags::ACK)
+        || (ack_checked
             && ackskew == 0
             && seq::leq(orig_seq, src.seqlo.wrapping_add(1))
             && seq::geq(
