@@ -597,12 +597,17 @@ impl<B: PacketBuf> Worker<B> {
             }
             match self.icmp_error_fits(&m, &quoted) {
                 Err(reason) => return self.drop_packet(reason),
-                Ok(index)
+                Ok((index, _))
                     if m.ip_options && self.table.get(index).origin & origin::ALLOW_OPTS == 0 =>
                 {
                     return self.drop_packet(DropReason::IpOptions);
                 }
-                Ok(_) => {}
+                Ok((index, sender)) => {
+                    let seqdiff = self.table.get(index).peers[sender.index()].seqdiff;
+                    if seqdiff != 0 {
+                        demodulate_quote(packet.as_mut(), &m, seqdiff);
+                    }
+                }
             }
             return self.forward(io, links, packet, &m, ingress, egress, hop, now);
         }
@@ -632,6 +637,8 @@ impl<B: PacketBuf> Worker<B> {
             match self.track(links, index, src_first, &transport, frame_len as u32, now) {
                 Ok(()) => {
                     self.counters.state_hits.inc();
+                    let mut packet = packet;
+                    self.modulate(&mut packet, &m, index, src_first);
                     self.forward(io, links, packet, &m, ingress, egress, hop, now)
                 }
                 Err(Refused::Drop(reason)) => self.drop_packet(reason),
@@ -808,6 +815,31 @@ impl<B: PacketBuf> Worker<B> {
         Ok(())
     }
 
+    /// A state a pf peer created with `modulate state` carries sequence offsets (`seqdiff`): this node,
+    /// now on the flow's path, must go on translating as pf did, or both ends see numbers they never
+    /// sent. Tandem creates no modulated states itself, so this is a no-op for its own.
+    fn modulate(&self, packet: &mut B, m: &PacketMeta, index: u32, src_first: bool) {
+        let st = self.table.get(index);
+        if st.tracking != Tracking::Tcp {
+            return;
+        }
+        let side = st.side_of(src_first);
+        let (seq_delta, ack_delta) = (
+            st.peers[side.index()].seqdiff,
+            st.peers[side.other().index()].seqdiff,
+        );
+        if seq_delta == 0 && ack_delta == 0 {
+            return;
+        }
+        let start = usize::from(m.l4_offset);
+        let end = start + usize::from(m.ip_payload_len);
+        if let Some(segment) = packet.as_mut().get_mut(start..end)
+            && let Ok(mut tcp) = crate::wire::tcp::Packet::new_checked(segment)
+        {
+            tcp.modulate(seq_delta, ack_delta);
+        }
+    }
+
     /// Runs the packet against its state; `Err` says what to do instead of forwarding it.
     fn track<L: WorkerLinks<B>>(
         &mut self,
@@ -889,8 +921,12 @@ impl<B: PacketBuf> Worker<B> {
     /// source (the error goes back to whoever sent the packet), the quoted flow must have a state here,
     /// and the quote must fit it: a TCP sequence number inside its sender's window, an echo travelling the
     /// way echoes of that state travel. UDP and other quotes fit by their ports and addresses alone.
-    /// Returns the state's index.
-    fn icmp_error_fits(&self, outer: &PacketMeta, quoted: &QuotedMeta) -> Result<u32, DropReason> {
+    /// Returns the state's index and the side that sent the quoted packet.
+    fn icmp_error_fits(
+        &self,
+        outer: &PacketMeta,
+        quoted: &QuotedMeta,
+    ) -> Result<(u32, Side), DropReason> {
         if outer.dst != quoted.src {
             return Err(DropReason::IcmpMismatch);
         }
@@ -921,7 +957,9 @@ impl<B: PacketBuf> Worker<B> {
         let sender = st.side_of(src_first);
         let fits = match (st.tracking, quoted.l4) {
             (Tracking::Tcp, QuotedL4::Tcp { seq, .. }) => {
-                tcp::quoted_segment_fits(&st.peers, sender, seq)
+                // A modulated sender's packets left with its sequence numbers shifted.
+                let own = seq.wrapping_sub(st.peers[sender.index()].seqdiff);
+                tcp::quoted_segment_fits(&st.peers, sender, own)
             }
             (Tracking::IcmpEcho, QuotedL4::IcmpEcho { request, .. }) => {
                 request == (sender == Side::Initiator)
@@ -929,7 +967,7 @@ impl<B: PacketBuf> Worker<B> {
             _ => true,
         };
         if fits {
-            Ok(index)
+            Ok((index, sender))
         } else {
             Err(DropReason::IcmpMismatch)
         }
@@ -1426,6 +1464,35 @@ impl<B: PacketBuf> Worker<B> {
         }
         event
     }
+}
+
+/// Gives the sender of the TCP segment an ICMP error quotes its own sequence number back (pf does the
+/// same for modulated states): the quote carries the number as modulated on the way out, which the
+/// sender would not recognise. The ICMP checksum is updated incrementally.
+fn demodulate_quote(frame: &mut [u8], m: &PacketMeta, seqdiff: u32) {
+    let icmp = usize::from(m.l4_offset);
+    let inner = icmp + 8;
+    let Some(&first) = frame.get(inner) else {
+        return;
+    };
+    let tcp = match m.class {
+        EtherClass::Ipv4 => inner + usize::from(first & 0x0f) * 4,
+        // Only a TCP header right after the quoted IPv6 header is rewritten.
+        EtherClass::Ipv6 if frame.get(inner + 6) == Some(&6) => inner + 40,
+        _ => return,
+    };
+    let (at, sum_at) = (tcp + 4, icmp + 2);
+    let (Some(seq), Some(sum)) = (frame.get(at..at + 4), frame.get(sum_at..sum_at + 2)) else {
+        return;
+    };
+    let old = u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]);
+    let mut sum = u16::from_be_bytes([sum[0], sum[1]]);
+    let new = old.wrapping_sub(seqdiff);
+    for (o, n) in [(old >> 16, new >> 16), (old & 0xffff, new & 0xffff)] {
+        sum = crate::wire::checksum::update(sum, o as u16, n as u16);
+    }
+    frame[at..at + 4].copy_from_slice(&new.to_be_bytes());
+    frame[sum_at..sum_at + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// pf moves a side from CLOSING to FIN_WAIT_2 when the other side acknowledges. On an asymmetric path the

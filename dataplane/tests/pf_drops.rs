@@ -403,3 +403,73 @@ fn with_three_workers_an_icmp_error_goes_to_the_worker_of_the_flow_it_quotes() {
         assert_eq!(b.dropped(DropReason::IcmpNoState), 0);
     }
 }
+
+#[test]
+fn a_modulated_state_from_a_pf_peer_keeps_translating_sequence_numbers() {
+    let mut b = synced_pass();
+    established(&mut b);
+    // A pf peer that ran the flow with `modulate state` says the client's numbers are shifted by D.
+    const D: u32 = 0x4000_0000;
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let mut peers = st.peers;
+    peers[0].seqdiff = D;
+    let name = StateName {
+        creator: st.creator,
+        id: st.id,
+    };
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
+            updates: 1,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+
+    let out = b.send(INSIDE, c2s(2449, 5001, ACK, 100));
+    assert_eq!(out.len(), 1);
+    let t = tcp_of(&out[0]);
+    assert_eq!(
+        t.seq,
+        2449u32.wrapping_add(D),
+        "the server sees the modulated number"
+    );
+    assert!(
+        parse_meta(&out[0], ChecksumCaps::SOFTWARE)
+            .expect("valid")
+            .l4_checksum_ok(&out[0])
+    );
+    // The server acknowledges in its (modulated) space; the client gets its own number back.
+    let out = b.send(OUTSIDE, s2c(5001, 2549u32.wrapping_add(D), ACK, 0));
+    assert_eq!(
+        out.len(),
+        1,
+        "the tracker checks the demodulated acknowledgement"
+    );
+    assert_eq!(tcp_of(&out[0]).ack, 2549);
+    assert!(
+        parse_meta(&out[0], ChecksumCaps::SOFTWARE)
+            .expect("valid")
+            .l4_checksum_ok(&out[0])
+    );
+    // An ICMP error about the modulated segment reaches the client with the client's own number.
+    let modulated = {
+        let mut f = c2s(2449, 5001, ACK, 100);
+        f[38..42].copy_from_slice(&2449u32.wrapping_add(D).to_be_bytes());
+        f
+    };
+    let out = b.send(OUTSIDE, unreachable(&to_client_from(254), &modulated));
+    assert_eq!(out.len(), 1);
+    let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE).expect("valid ICMP checksum too");
+    assert!(m.l4_checksum_ok(&out[0]));
+    let quote_seq = &out[0][14 + 20 + 8 + 20 + 4..][..4];
+    assert_eq!(quote_seq, 2449u32.to_be_bytes());
+}
+
+/// A pass-inside wire bench that talks to a sync core (so peer operations apply).
+fn synced_pass() -> Bench {
+    bench(
+        "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\nsync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2]}\n",
+    )
+}

@@ -435,6 +435,61 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_checksum(sum);
     }
 
+    /// Replaces the 32-bit word at `at` (header offset) and updates the checksum incrementally.
+    fn patch_u32(&mut self, at: usize, new: u32) {
+        let old = read_u32(&self.data()[at..at + 4]);
+        write_u32(&mut self.data_mut()[at..at + 4], new);
+        let mut sum = self.checksum();
+        for (o, n) in [(old >> 16, new >> 16), (old & 0xffff, new & 0xffff)] {
+            sum = super::checksum::update(sum, o as u16, n as u16);
+        }
+        self.set_checksum(sum);
+    }
+
+    /// pf's sequence number modulation (`modulate state`) on a segment in flight: adds `seq_delta` to the
+    /// sequence number and, when ACK is set, subtracts `ack_delta` from the acknowledgement and from the
+    /// edges of its SACK blocks (pf's `pf_modulate_sack`), updating the checksum incrementally. The
+    /// header must have passed [`Packet::new_checked`].
+    pub fn modulate(&mut self, seq_delta: u32, ack_delta: u32) {
+        if seq_delta != 0 {
+            let seq = self.seq_number().wrapping_add(seq_delta);
+            self.patch_u32(field::SEQ_NUM.start, seq);
+        }
+        if ack_delta == 0 || !self.flags().contains(TcpFlags::ACK) {
+            return;
+        }
+        let ack = self.ack_number().wrapping_sub(ack_delta);
+        self.patch_u32(field::ACK_NUM.start, ack);
+        let end = self.header_len();
+        let mut at = HEADER_LEN;
+        while at < end {
+            let kind = self.data()[at];
+            if kind == option_kind::END {
+                break;
+            }
+            if kind == option_kind::NOP {
+                at += 1;
+                continue;
+            }
+            let Some(&len) = self.data().get(at + 1) else {
+                break;
+            };
+            let len = usize::from(len);
+            if len < 2 || at + len > end {
+                break;
+            }
+            if kind == option_kind::SACK {
+                let mut edge = at + 2;
+                while edge + 4 <= at + len {
+                    let value = read_u32(&self.data()[edge..edge + 4]).wrapping_sub(ack_delta);
+                    self.patch_u32(edge, value);
+                    edge += 4;
+                }
+            }
+            at += len;
+        }
+    }
+
     /// Sets the window.
     pub fn set_window_len(&mut self, value: u16) {
         write_u16(&mut self.data_mut()[field::WINDOW], value);
@@ -678,6 +733,43 @@ impl fmt::Display for TcpRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modulation_shifts_seq_ack_and_sack_edges_and_keeps_the_checksum() {
+        use crate::wire::checksum::PseudoHeader;
+        let pseudo = PseudoHeader::V4 {
+            src: [192, 0, 2, 1].into(),
+            dst: [192, 0, 2, 2].into(),
+        };
+        // 20-byte header, then NOP NOP SACK(10: one block 5000-6000), 12 bytes of options.
+        let mut bytes = vec![0u8; 32 + 4];
+        {
+            let mut p = Packet::new_unchecked(&mut bytes);
+            p.set_src_port(1);
+            p.set_dst_port(2);
+            p.set_seq_number(1000);
+            p.set_ack_number(9000);
+            p.set_header_len(32);
+            p.set_flags(TcpFlags::ACK);
+            p.set_window_len(100);
+            let opts = p.options_mut();
+            opts[..2].copy_from_slice(&[1, 1]);
+            opts[2..4].copy_from_slice(&[5, 10]);
+            opts[4..8].copy_from_slice(&5000u32.to_be_bytes());
+            opts[8..12].copy_from_slice(&6000u32.to_be_bytes());
+            p.payload_mut().copy_from_slice(b"data");
+            p.fill_checksum(&pseudo);
+        }
+        let mut p = Packet::new_checked(&mut bytes).expect("valid");
+        p.modulate(0x1000_0000, 100);
+        assert_eq!(p.seq_number(), 1000 + 0x1000_0000);
+        assert_eq!(p.ack_number(), 8900);
+        assert_eq!(
+            &p.options()[4..12],
+            &[4900u32.to_be_bytes(), 5900u32.to_be_bytes()].concat()[..]
+        );
+        assert!(p.verify_checksum(&pseudo), "incremental update");
+    }
     use crate::wire::marked;
     use proptest::prelude::*;
     use std::net::Ipv4Addr;

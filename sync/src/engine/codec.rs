@@ -13,7 +13,7 @@ use crate::event::{StateName, StateRecord, StateUpdate};
 use crate::identity::AddressFamily;
 pub use crate::packetizer::Encapsulation;
 use crate::packetizer::Packetizer;
-use crate::state::{TimeoutClass, state_flags};
+use crate::state::{TimeoutClass, state_flags, tcp_state};
 use crate::wire::{
     self, Action, BusRepr, BusStatus, ClrRepr, HEADER_LEN, InterfaceName, Message, PeerRepr,
     PfsyncPacket, SUBHEADER_LEN, StateKeyRepr, StateRefRepr, StateRepr, UpdCRepr,
@@ -182,12 +182,49 @@ fn to_wire(message: &Outgoing) -> Message {
     }
 }
 
-/// The record a peer's full state describes; `None` when it holds a value we cannot use (an invalid
-/// timeout class, a creator id of 0).
-fn record_from(s: &StateRepr) -> Option<StateRecord> {
-    let timeout = TimeoutClass::from_index(s.timeout)?;
+/// Why a received message was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// A value OpenBSD refuses too (pfsync's `badval`).
+    BadValue,
+    /// A valid state of a kind Tandem cannot carry yet: refused, so that it is not mistaken for another.
+    Unsupported(Unsupported),
+}
+
+/// States a pf peer may send that Tandem does not carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unsupported {
+    /// A SYN proxy still in one of its handshakes (`PF_TCPS_PROXY_SRC`/`_DST`): its sequence numbers are
+    /// the proxy's, and treating the phase as a TCP state would read it as closed.
+    Synproxy,
+    /// A state in a routing domain other than 0.
+    Rdomain,
+    /// A translated state (NAT, rdr, af-to): its wire and stack keys differ.
+    Translated,
+}
+
+/// The record a peer's full state describes, or why it is skipped: an invalid timeout class or a creator
+/// id of 0 (values pfsync refuses), or a state Tandem cannot carry.
+fn record_from(s: &StateRepr) -> Result<StateRecord, Skipped> {
+    let timeout = TimeoutClass::from_index(s.timeout).ok_or(Skipped::BadValue)?;
     if s.creator.0 == 0 {
-        return None;
+        return Err(Skipped::BadValue);
+    }
+    if s.proto == 6
+        && [s.src.tcp.state, s.dst.tcp.state]
+            .iter()
+            .any(|&st| st == tcp_state::PROXY_SRC || st == tcp_state::PROXY_DST)
+    {
+        return Err(Skipped::Unsupported(Unsupported::Synproxy));
+    }
+    if s.key[0].rdomain != 0 || s.key[1].rdomain != 0 {
+        return Err(Skipped::Unsupported(Unsupported::Rdomain));
+    }
+    let same_key = s.key[0].addr == s.key[1].addr
+        && s.key[0].port == s.key[1].port
+        && s.key[0].af.unwrap_or(s.af) == s.key[1].af.unwrap_or(s.af);
+    if !same_key {
+        return Err(Skipped::Unsupported(Unsupported::Translated));
     }
     let family = match s.key[0].af.unwrap_or(s.af) {
         AddressFamily::Inet => Family::Inet,
@@ -199,7 +236,7 @@ fn record_from(s: &StateRepr) -> Option<StateRecord> {
     } else {
         (key.addr, key.port)
     };
-    Some(StateRecord {
+    Ok(StateRecord {
         name: StateName {
             creator: s.creator,
             id: s.id,
@@ -231,7 +268,7 @@ fn name_of(r: &StateRefRepr) -> StateName {
 /// after the messages before it were given, as OpenBSD processes the sections before a bad one.
 pub(crate) fn decode(
     payload: &[u8],
-    mut each: impl FnMut(Result<Incoming, ()>),
+    mut each: impl FnMut(Result<Incoming, Skipped>),
 ) -> Result<(), wire::Error> {
     let packet = PfsyncPacket::new_checked(payload)?;
     for message in packet.messages() {
@@ -239,50 +276,52 @@ pub(crate) fn decode(
             Ok(m) => m,
             Err(e) if e.ends_packet() => return Err(e),
             Err(_) => {
-                each(Err(()));
+                each(Err(Skipped::BadValue));
                 continue;
             }
         };
         if message.validate().is_err() {
-            each(Err(()));
+            each(Err(Skipped::BadValue));
             continue;
         }
         let incoming = match message {
-            Message::Clr(c) if c.ifname == InterfaceName::NONE => Some(Incoming::Clr(c.creator)),
-            Message::Clr(_) => None,
-            Message::InsAck(r) => Some(Incoming::InsAck(name_of(&r))),
-            Message::UpdC(u) => TimeoutClass::from_index(u.timeout).map(|timeout| {
-                Incoming::UpdC(StateUpdate {
-                    name: StateName {
-                        creator: u.creator,
-                        id: u.id,
-                    },
-                    peers: [u.src.tcp, u.dst.tcp],
-                    timeout,
-                    updates: 0,
-                })
-            }),
-            Message::UpdReq(r) if r.is_bulk_request() => Some(Incoming::UpdReq(None)),
-            Message::UpdReq(r) => Some(Incoming::UpdReq(Some(name_of(&r)))),
-            Message::Del(s) => Some(Incoming::Del(StateName {
+            Message::Clr(c) if c.ifname == InterfaceName::NONE => Ok(Incoming::Clr(c.creator)),
+            Message::Clr(_) => Err(Skipped::BadValue),
+            Message::InsAck(r) => Ok(Incoming::InsAck(name_of(&r))),
+            Message::UpdC(u) => TimeoutClass::from_index(u.timeout)
+                .ok_or(Skipped::BadValue)
+                .map(|timeout| {
+                    Incoming::UpdC(StateUpdate {
+                        name: StateName {
+                            creator: u.creator,
+                            id: u.id,
+                        },
+                        peers: [u.src.tcp, u.dst.tcp],
+                        timeout,
+                        updates: 0,
+                    })
+                }),
+            Message::UpdReq(r) if r.is_bulk_request() => Ok(Incoming::UpdReq(None)),
+            Message::UpdReq(r) => Ok(Incoming::UpdReq(Some(name_of(&r)))),
+            Message::Del(s) => Ok(Incoming::Del(StateName {
                 creator: s.creator,
                 id: s.id,
             })),
-            Message::DelC(r) => Some(Incoming::Del(name_of(&r))),
+            Message::DelC(r) => Ok(Incoming::Del(name_of(&r))),
             Message::Ins(s) => record_from(&s).map(|record| Incoming::Ins {
                 record,
                 ack: s.state_flags & state_flags::ACK != 0,
             }),
             Message::Upd(s) => record_from(&s).map(Incoming::Upd),
             Message::Bus(b) => match b.status {
-                BusStatus::Start => Some(Incoming::Bus(b.creator, BulkStatus::Start)),
-                BusStatus::End => Some(Incoming::Bus(b.creator, BulkStatus::End)),
-                BusStatus::Unknown(_) => None,
+                BusStatus::Start => Ok(Incoming::Bus(b.creator, BulkStatus::Start)),
+                BusStatus::End => Ok(Incoming::Bus(b.creator, BulkStatus::End)),
+                BusStatus::Unknown(_) => Err(Skipped::BadValue),
             },
             // IPsec replay counters: Tandem has no IPsec.
             Message::Tdb(_) => continue,
         };
-        each(incoming.ok_or(()));
+        each(incoming);
     }
     Ok(())
 }
@@ -340,7 +379,7 @@ fn slot(action: Action) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::identity::{CreatorId, StateId};
-    use crate::state::{TcpPeer, tcp_state};
+    use crate::state::TcpPeer;
 
     fn record(direction_out: bool) -> StateRecord {
         let mut a = [0u8; 16];
@@ -443,8 +482,10 @@ mod tests {
         let r = record(false);
         let mut repr = state_repr(&r, false);
         repr.direction = PF_OUT;
-        repr.key[0].addr = [r.addr[1], r.addr[0]];
-        repr.key[0].port = [r.port[1], r.port[0]];
+        for key in &mut repr.key {
+            key.addr = [r.addr[1], r.addr[0]];
+            key.port = [r.port[1], r.port[0]];
+        }
         let back = record_from(&repr).expect("valid");
         assert_eq!(back.addr, r.addr);
         assert_eq!(back.port, r.port);
@@ -455,10 +496,34 @@ mod tests {
         let r = record(false);
         let mut repr = state_repr(&r, false);
         repr.creator = CreatorId(0);
-        assert_eq!(record_from(&repr), None, "creator id 0");
+        assert_eq!(record_from(&repr), Err(Skipped::BadValue), "creator id 0");
         let mut repr = state_repr(&r, false);
         repr.timeout = 17;
-        assert_eq!(record_from(&repr), None, "not a state timeout class");
+        assert_eq!(
+            record_from(&repr),
+            Err(Skipped::BadValue),
+            "not a state timeout class"
+        );
+    }
+
+    #[test]
+    fn states_tandem_cannot_carry_are_refused_by_name() {
+        let r = record(false);
+        let mut synproxy = state_repr(&r, false);
+        synproxy.src.tcp.state = tcp_state::PROXY_SRC;
+        let mut rdomain = state_repr(&r, false);
+        rdomain.key[0].rdomain = 3;
+        rdomain.key[1].rdomain = 3;
+        let mut nat = state_repr(&r, false);
+        nat.key[1].addr[0][3] ^= 1;
+        for (repr, why) in [
+            (synproxy, Unsupported::Synproxy),
+            (rdomain, Unsupported::Rdomain),
+            (nat, Unsupported::Translated),
+        ] {
+            assert_eq!(record_from(&repr), Err(Skipped::Unsupported(why)));
+        }
+        assert!(record_from(&state_repr(&r, false)).is_ok());
     }
 
     #[test]

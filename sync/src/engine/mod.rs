@@ -578,15 +578,15 @@ impl<M: ShardMap> Engine<M> {
             return;
         };
         let mut messages = Vec::new();
-        let mut bad_values = 0;
+        let stats = &mut self.stats;
         let result = codec::decode(payload, |m| match m {
             Ok(message) => messages.push(message),
-            Err(()) => bad_values += 1,
+            Err(codec::Skipped::BadValue) => stats.drop_bad_value += 1,
+            Err(codec::Skipped::Unsupported(why)) => stats.refused[why as usize] += 1,
         });
         if result.is_err() {
             self.stats.drop_malformed += 1;
         }
-        self.stats.drop_bad_value += bad_values;
         self.stats.packets_in += 1;
         self.stats.bytes_in += payload.len() as u64;
         if revived && self.peer_was_known(peer) {

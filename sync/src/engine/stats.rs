@@ -104,6 +104,9 @@ pub struct EngineStats {
     pub drop_malformed: u64,
     /// Messages with values OpenBSD refuses (`badval`).
     pub drop_bad_value: u64,
+    /// States refused because Tandem cannot carry them, by kind: SYN proxy phases, routing domains,
+    /// translated states (see `codec::Unsupported`, in that order).
+    pub refused: [u64; 3],
     /// Messages about states we do not have (`badstate`).
     pub unknown_state: u64,
     /// Updates that were older than what we hold on some side (`stale`).
