@@ -1,6 +1,7 @@
 //! The worker's per-packet cost, measured on the real `Worker::poll`:
 //! - an established TCP packet (parse, flow key, shard lookup, pf's window checks, verdict, forward),
-//!   over 10,000 established connections;
+//!   over 10,000 established connections, in wire mode and in router mode (where the state's cached next
+//!   hop replaces the route lookup, and TTL and MACs are rewritten);
 //! - a new connection (parse, miss, rule evaluation over 8 rules, state creation, the event to the sync
 //!   core).
 //!
@@ -30,7 +31,12 @@ struct RingIo {
     ring: Vec<Vec<u8>>,
     next: usize,
     lent: usize,
+    /// Router mode rewrites MACs and TTL: each frame's first bytes, restored when it comes back.
+    headers: Option<Vec<[u8; HEADER]>>,
 }
+
+/// Ethernet and IPv4 header: what router mode rewrites.
+const HEADER: usize = 34;
 
 impl PortIo for RingIo {
     type Buf = Vec<u8>;
@@ -51,8 +57,11 @@ impl PortIo for RingIo {
         // Give the frames back to the slots they came from.
         let n = pkts.len();
         let start = (self.next + self.ring.len() - self.lent % self.ring.len()) % self.ring.len();
-        for (i, p) in pkts.drain(..).enumerate() {
+        for (i, mut p) in pkts.drain(..).enumerate() {
             let slot = (start + i) % self.ring.len();
+            if let Some(headers) = &self.headers {
+                p[..HEADER].copy_from_slice(&headers[slot]);
+            }
             self.ring[slot] = p;
         }
         self.lent = self.lent.saturating_sub(n);
@@ -64,10 +73,11 @@ impl PortIo for RingIo {
     }
 }
 
-/// Channels to nowhere: events are counted and dropped.
+/// Channels to nowhere: events are counted and dropped; control operations (neighbours) are handed over.
 #[derive(Default)]
 struct Sink {
     events: u64,
+    control: Vec<ControlOp>,
 }
 
 impl WorkerLinks<Vec<u8>> for Sink {
@@ -79,7 +89,7 @@ impl WorkerLinks<Vec<u8>> for Sink {
         None
     }
     fn pop_control(&mut self) -> Option<ControlOp> {
-        None
+        self.control.pop()
     }
     fn punt(&mut self, _: PortId, p: Vec<u8>) -> Result<(), Vec<u8>> {
         Err(p)
@@ -103,27 +113,26 @@ const RULES: &str = "
   - {action: pass, direction: in, port: inside, from: 198.18.0.0/15}
 ";
 
-fn worker(states: usize, sync: bool) -> Worker<Vec<u8>> {
+/// The MAC of the port frames arrive on, the destination of every benchmark frame in router mode.
+const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn worker(states: usize, sync: bool, router: bool) -> Worker<Vec<u8>> {
     let sync = if sync {
         "sync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2]}\n"
     } else {
         ""
     };
+    // Router mode: clients behind a gateway on the inside, the server on the outside's subnet.
+    let forwarding = if router {
+        "ports:\n  - {name: inside, device: a, addresses: [192.0.2.1/24]}\n  - {name: outside, device: b, addresses: [198.19.0.254/24]}\nroutes:\n  - {to: 198.18.0.0/15, via: 192.0.2.254}\n"
+    } else {
+        "ports:\n  - {name: inside, device: a}\n  - {name: outside, device: b}\nforwarding: {mode: wire, pairs: [[inside, outside]]}\n"
+    };
     let src = format!(
-        "node: {{name: bench, host-id: 1}}\nports:\n  - {{name: inside, device: a}}\n  - {{name: outside, device: b}}\nworkers: {{cores: [0]}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nlimits: {{states: {states}}}\n{sync}rules:{RULES}"
+        "node: {{name: bench, host-id: 1}}\n{forwarding}workers: {{cores: [0]}}\nlimits: {{states: {states}}}\n{sync}rules:{RULES}"
     );
     let profile = tandem_config::parse(&src, "bench").unwrap_or_else(|e| panic!("{}", e.report()));
-    let cfg = WorkerConfig::from_profile(
-        &profile,
-        0,
-        vec![
-            PortInfo {
-                mac: [2, 0, 0, 0, 0, 1]
-            };
-            2
-        ],
-        1 << 32,
-    );
+    let cfg = WorkerConfig::from_profile(&profile, 0, vec![PortInfo { mac: PORT_MAC }; 2], 1 << 32);
     Worker::new(
         cfg,
         Arc::new(RuleSet::compile(&profile.rules)),
@@ -132,6 +141,29 @@ fn worker(states: usize, sync: bool) -> Worker<Vec<u8>> {
         rule_counters(profile.rules.len()),
         Instant::ZERO,
     )
+}
+
+/// Frames sent to the port's own MAC, as a router receives them.
+fn to_port(mut frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    for f in &mut frames {
+        f[..6].copy_from_slice(&PORT_MAC);
+    }
+    frames
+}
+
+fn ring(frames: Vec<Vec<u8>>, router: bool) -> RingIo {
+    let headers = router.then(|| {
+        frames
+            .iter()
+            .map(|f| f[..HEADER].try_into().expect("a whole header"))
+            .collect()
+    });
+    RingIo {
+        ring: frames,
+        next: 0,
+        lent: 0,
+        headers,
+    }
 }
 
 fn segment(n: u32, seq: u32, ack: u32, flags: TcpFlags, len: usize, reverse: bool) -> Vec<u8> {
@@ -173,11 +205,30 @@ fn segment(n: u32, seq: u32, ack: u32, flags: TcpFlags, len: usize, reverse: boo
     build::tcp(&ends, &repr, &vec![0x5a; len]).expect("builds")
 }
 
-fn established(c: &mut Criterion) {
+fn established_in(c: &mut Criterion, router: bool) {
     // 3 handshake frames per connection fill whole bursts of 32: 3 x 10,016 = 939 x 32.
     const FLOWS: u32 = 10_016;
-    let mut w = worker(2 * FLOWS as usize, false);
+    let mut w = worker(2 * FLOWS as usize, false, router);
     let mut sink = Sink::default();
+    if router {
+        let hop = |a: [u8; 4]| {
+            let mut addr = [0u8; 16];
+            addr[..4].copy_from_slice(&a);
+            addr
+        };
+        sink.control = vec![
+            ControlOp::Neighbor {
+                port: PortId(0),
+                addr: hop([192, 0, 2, 254]),
+                mac: [2, 0, 0, 0, 0, 0x10],
+            },
+            ControlOp::Neighbor {
+                port: PortId(1),
+                addr: hop([198, 19, 0, 1]),
+                mac: [2, 0, 0, 0, 0, 0x20],
+            },
+        ];
+    }
     // Open every connection.
     let mut handshakes = Vec::new();
     for n in 0..FLOWS {
@@ -194,11 +245,12 @@ fn established(c: &mut Criterion) {
     }
     assert_eq!(handshakes.len() % 32, 0);
     let n = handshakes.len();
-    let mut io = RingIo {
-        ring: handshakes,
-        next: 0,
-        lent: 0,
+    let handshakes = if router {
+        to_port(handshakes)
+    } else {
+        handshakes
     };
+    let mut io = ring(handshakes, router);
     for _ in 0..n / 32 {
         w.poll(&mut io, &mut sink, &[PortId(0)], Instant(1));
     }
@@ -207,14 +259,16 @@ fn established(c: &mut Criterion) {
     let data: Vec<Vec<u8>> = (0..FLOWS)
         .map(|n| segment(n, 1001, 5001, TcpFlags::ACK | TcpFlags::PSH, 1448, false))
         .collect();
-    let mut io = RingIo {
-        ring: data,
-        next: 0,
-        lent: 0,
-    };
+    let data = if router { to_port(data) } else { data };
+    let mut io = ring(data, router);
     let mut group = c.benchmark_group("worker");
     group.throughput(Throughput::Elements(32));
-    group.bench_function("established_tcp_burst_of_32", |b| {
+    let name = if router {
+        "established_tcp_burst_of_32_router"
+    } else {
+        "established_tcp_burst_of_32"
+    };
+    group.bench_function(name, |b| {
         b.iter(|| w.poll(&mut io, &mut sink, &[PortId(0)], Instant(2)));
     });
     let dropped: u64 = tandem_dataplane::counters::DropReason::ALL
@@ -235,6 +289,11 @@ fn established(c: &mut Criterion) {
     group.finish();
 }
 
+fn established(c: &mut Criterion) {
+    established_in(c, false);
+    established_in(c, true);
+}
+
 fn new_connections(c: &mut Criterion) {
     const BATCH: u32 = 8192;
     let syns: Vec<Vec<u8>> = (0..BATCH)
@@ -246,12 +305,8 @@ fn new_connections(c: &mut Criterion) {
         b.iter_batched_ref(
             || {
                 (
-                    worker(BATCH as usize, true),
-                    RingIo {
-                        ring: syns.clone(),
-                        next: 0,
-                        lent: 0,
-                    },
+                    worker(BATCH as usize, true, false),
+                    ring(syns.clone(), false),
                     Sink::default(),
                 )
             },

@@ -1,15 +1,17 @@
 //! Routing for router mode: the route table (connected subnets of the data ports and the profile's static
-//! routes, longest prefix first) and each worker's neighbour cache (next hop to MAC address), which the
+//! routes, longest prefix first) and each worker's table of next hops and their MAC addresses, which the
 //! control thread fills from ARP and neighbour discovery through the worker's operation queue.
 //!
 //! Routes come only from the profile, so the table is built once and shared read-only by all workers. A
-//! linear scan over prefixes sorted longest first is used: appliance route tables are short, and the
-//! worker caches each state's route, so the scan runs per new flow, not per packet.
+//! linear scan over prefixes sorted longest first is used: appliance route tables are short, and each state
+//! caches its next hop (a [`HopRef`] into the worker's [`HopTable`]) per direction, so the scan runs per new
+//! flow, not per packet. A neighbour's new MAC reaches every state through the table entry; an entry
+//! reused for another next hop changes its generation, and the states that pointed at it route afresh.
 
-use hashbrown::HashMap;
 use tandem_config::{Family, PortId, Profile};
 
 use crate::flow::Addr;
+use crate::slot_index::SlotIndex;
 
 /// Where a packet goes next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,44 +131,156 @@ impl RouteTable {
     }
 }
 
-/// One worker's neighbours: next-hop address to MAC, per port.
-#[derive(Clone, Debug, Default)]
-pub struct NeighborCache {
-    entries: HashMap<(PortId, Addr), [u8; 6]>,
+/// A cached reference to a [`HopTable`] entry: valid while the entry keeps its generation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HopRef {
+    slot: u16,
+    /// 0: no reference.
+    generation: u16,
 }
 
-impl NeighborCache {
-    /// An empty cache with room for `capacity` neighbours.
-    pub fn with_capacity(capacity: usize) -> NeighborCache {
-        NeighborCache {
-            entries: HashMap::with_capacity(capacity),
+impl HopRef {
+    /// No cached hop.
+    pub const NONE: HopRef = HopRef {
+        slot: 0,
+        generation: 0,
+    };
+}
+
+/// A routed packet's next hop and its entry in the worker's hop table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Where it goes.
+    pub next: NextHop,
+    /// The table entry holding the next hop's MAC.
+    pub slot: HopRef,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct HopEntry {
+    hop: NextHop,
+    mac: Option<[u8; 6]>,
+    generation: u16,
+    used: bool,
+}
+
+/// One worker's next hops and their MAC addresses (when resolved), in a fixed number of entries: nothing
+/// grows on the worker. When every entry is taken, a new next hop takes the place of another (in turn) and
+/// that entry's generation changes, so the states that cached it route again.
+#[derive(Debug)]
+pub struct HopTable {
+    entries: Vec<HopEntry>,
+    index: SlotIndex,
+    /// Entries taken so far: they are never freed, only reused, so the free ones are those past it.
+    taken: usize,
+    next_victim: usize,
+}
+
+fn hop_hash(hop: &NextHop) -> u64 {
+    let a = u128::from_be_bytes(hop.addr);
+    let x = (a ^ (a >> 64)) as u64 ^ u64::from(hop.port.0).rotate_left(48);
+    let full = u128::from(x) * 0x9e37_79b9_7f4a_7c15;
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl HopTable {
+    /// A table of `capacity` next hops (at most 65535).
+    pub fn with_capacity(capacity: usize) -> HopTable {
+        let capacity = capacity.clamp(1, usize::from(u16::MAX));
+        let empty = HopEntry {
+            hop: NextHop {
+                port: PortId(0),
+                addr: [0; 16],
+            },
+            mac: None,
+            generation: 1,
+            used: false,
+        };
+        HopTable {
+            entries: vec![empty; capacity],
+            index: SlotIndex::with_limit(capacity),
+            taken: 0,
+            next_victim: 0,
         }
     }
 
-    /// The MAC address of `hop`, when resolved.
+    fn find(&self, hop: &NextHop) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(hop_hash(hop), |slot| entries[slot as usize].hop == *hop)
+            .map(|slot| slot as usize)
+    }
+
+    fn reference(&self, slot: usize) -> HopRef {
+        HopRef {
+            slot: slot as u16,
+            generation: self.entries[slot].generation,
+        }
+    }
+
+    /// The entry of `hop`, made (in a free entry, or in place of another) if it has none.
+    pub fn entry(&mut self, hop: NextHop) -> HopRef {
+        if let Some(slot) = self.find(&hop) {
+            return self.reference(slot);
+        }
+        let slot = if self.taken < self.entries.len() {
+            self.taken += 1;
+            self.taken - 1
+        } else {
+            let victim = self.next_victim;
+            self.next_victim = (victim + 1) % self.entries.len();
+            let old = self.entries[victim];
+            self.index.remove(hop_hash(&old.hop), victim as u32);
+            victim
+        };
+        let e = &mut self.entries[slot];
+        e.generation = match e.generation.wrapping_add(1) {
+            0 => 1,
+            g => g,
+        };
+        e.hop = hop;
+        e.mac = None;
+        e.used = true;
+        self.index.insert(hop_hash(&hop), slot as u32);
+        self.reference(slot)
+    }
+
+    /// The next hop and MAC a cached reference stands for; `None` when the entry went to another hop.
     #[inline]
-    pub fn get(&self, hop: &NextHop) -> Option<[u8; 6]> {
-        self.entries.get(&(hop.port, hop.addr)).copied()
+    pub fn get(&self, r: HopRef) -> Option<(NextHop, Option<[u8; 6]>)> {
+        let e = self.entries.get(usize::from(r.slot))?;
+        (r.generation != 0 && e.used && e.generation == r.generation).then_some((e.hop, e.mac))
+    }
+
+    /// The MAC address of `hop`, when resolved.
+    pub fn mac_of(&self, hop: &NextHop) -> Option<[u8; 6]> {
+        self.find(hop).and_then(|slot| self.entries[slot].mac)
     }
 
     /// Records (or updates) a resolved neighbour.
     pub fn set(&mut self, port: PortId, addr: Addr, mac: [u8; 6]) {
-        self.entries.insert((port, addr), mac);
+        let r = self.entry(NextHop { port, addr });
+        self.entries[usize::from(r.slot)].mac = Some(mac);
     }
 
-    /// Forgets a neighbour.
+    /// Forgets a neighbour's MAC (states keep their entry and ask for resolution again).
     pub fn remove(&mut self, port: PortId, addr: &Addr) {
-        self.entries.remove(&(port, *addr));
+        if let Some(slot) = self.find(&NextHop { port, addr: *addr }) {
+            self.entries[slot].mac = None;
+        }
     }
 
-    /// Neighbours known.
+    /// Next hops whose MAC is known.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries
+            .iter()
+            .filter(|e| e.used && e.mac.is_some())
+            .count()
     }
 
-    /// Whether none is known.
+    /// Whether no neighbour is known.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
@@ -262,16 +376,16 @@ routes:
 
     #[test]
     fn neighbours_are_per_port() {
-        let mut n = NeighborCache::with_capacity(4);
+        let mut n = HopTable::with_capacity(4);
         let hop = NextHop {
             port: PortId(1),
             addr: v4([198, 19, 0, 254]),
         };
-        assert_eq!(n.get(&hop), None);
+        assert_eq!(n.mac_of(&hop), None);
         n.set(PortId(1), hop.addr, [2, 0, 0, 0, 0, 9]);
-        assert_eq!(n.get(&hop), Some([2, 0, 0, 0, 0, 9]));
+        assert_eq!(n.mac_of(&hop), Some([2, 0, 0, 0, 0, 9]));
         assert_eq!(
-            n.get(&NextHop {
+            n.mac_of(&NextHop {
                 port: PortId(0),
                 ..hop
             }),
@@ -279,5 +393,31 @@ routes:
         );
         n.remove(PortId(1), &hop.addr);
         assert!(n.is_empty());
+    }
+
+    #[test]
+    fn a_cached_hop_follows_its_neighbour_and_goes_stale_when_its_entry_is_reused() {
+        let mut t = HopTable::with_capacity(2);
+        let hop = |last| NextHop {
+            port: PortId(1),
+            addr: v4([198, 19, 0, last]),
+        };
+        let a = t.entry(hop(1));
+        assert_eq!(t.get(a), Some((hop(1), None)));
+        t.set(PortId(1), hop(1).addr, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            t.get(a),
+            Some((hop(1), Some([2, 0, 0, 0, 0, 1]))),
+            "new MAC, same entry"
+        );
+        let b = t.entry(hop(2));
+        assert_eq!(t.entry(hop(1)), a, "found, not made again");
+        // Full: a third next hop takes the oldest entry, and references to it go stale.
+        let c = t.entry(hop(3));
+        assert_eq!(t.get(a), None);
+        assert_eq!(t.get(c), Some((hop(3), None)));
+        assert_eq!(t.get(b), Some((hop(2), None)));
+        assert_eq!(t.mac_of(&hop(1)), None);
+        assert_eq!(t.get(HopRef::NONE), None);
     }
 }

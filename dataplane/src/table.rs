@@ -10,6 +10,7 @@ use tandem_sync::time::{Duration, Instant};
 
 use crate::expiry::{Due, ExpiryWheel};
 use crate::flow::FlowKey;
+use crate::route::HopRef;
 use crate::slot_index::SlotIndex;
 use crate::tracker::{Side, Tracking};
 
@@ -61,6 +62,9 @@ pub struct State {
     /// Local knowledge, never synced: it lets a FIN learnt from a peer after this node already passed its
     /// acknowledgement still close the side (see `Worker`'s merge).
     pub acked: [u32; 2],
+    /// Router mode: the next hop of the packets each side (initiator, responder) sends, cached from the
+    /// first of them that was routed; local, never synced.
+    pub hops: [HopRef; 2],
 }
 
 impl State {
@@ -355,6 +359,7 @@ mod tests {
             origin: 0,
             sync: SyncMark::default(),
             acked: [0; 2],
+            hops: [HopRef::NONE; 2],
         }
     }
 

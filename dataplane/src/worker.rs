@@ -40,7 +40,7 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::{Addr, Endpoint, FlowKey, Placement};
 use crate::forward::{RewriteError, route_rewrite, time_exceeded};
 use crate::io::{PacketBuf, PortIo};
-use crate::route::{NeighborCache, NextHop, RouteTable};
+use crate::route::{Hop, HopRef, HopTable, NextHop, RouteTable};
 use crate::rules::{RuleInput, RuleSet, Verdict};
 use crate::table::{InsertError, NO_RULE, State, StateTable, origin};
 use crate::tracker::tcp::{self, TcpRefusal, TcpSegment};
@@ -74,6 +74,9 @@ pub const BURST: usize = 32;
 const OPS_PER_POLL: usize = 256;
 /// States looked at for expiry per poll at most.
 const EXPIRY_PER_POLL: usize = 64;
+/// Next hops (gateways and hosts on connected subnets) one worker keeps MACs for; past it a new one takes
+/// the place of another.
+const NEXT_HOPS: usize = 4096;
 /// IP protocol number of VRRP (RFC 5798 section 5.2.4).
 const PROTO_VRRP: u8 = 112;
 /// Answers (RSTs, ICMP errors, challenge ACKs) one worker sends per second at most, and in one burst: a
@@ -324,7 +327,7 @@ pub struct Worker<B> {
     cfg: WorkerConfig,
     rules: Arc<RuleSet>,
     routes: Arc<RouteTable>,
-    neighbors: NeighborCache,
+    hops: HopTable,
     table: StateTable,
     counters: Arc<WorkerCounters>,
     rule_counters: Arc<Vec<[crate::counters::Counter; 2]>>,
@@ -357,7 +360,7 @@ impl<B: PacketBuf> Worker<B> {
         let ports = cfg.ports.len();
         Worker {
             table: StateTable::new(cfg.state_limit, now),
-            neighbors: NeighborCache::with_capacity(256),
+            hops: HopTable::with_capacity(NEXT_HOPS),
             next_id: cfg.id_base + cfg.index as u64,
             held: VecDeque::with_capacity(cfg.defer.map_or(0, |d| d.limit)),
             bulk_read: None,
@@ -553,26 +556,45 @@ impl<B: PacketBuf> Worker<B> {
         };
         let transport = classify(&m);
 
-        // Where would it go?
-        let hop = if router {
-            if self.routes.local_port(family, &m.dst).is_some()
-                || m.proto == PROTO_VRRP
-                || m.is_neighbor_discovery()
-            {
-                return self.punt(links, ingress, packet);
+        // The state, if any: the index from the first pass holds unless an earlier packet of the burst
+        // removed that state; a state an earlier packet created is found now.
+        let found = flow.as_ref().and_then(|f| match f.index {
+            Some(i) if self.table.holds(i, &f.key) => Some(i),
+            _ => self.table.find(&f.key, f.hash),
+        });
+        // Where would it go? A state knows from its earlier packets; anything else is routed here.
+        let cached = match (router, found, &flow) {
+            (true, Some(index), Some(f)) => self.cached_hop(index, f.src_first),
+            _ => None,
+        };
+        let hop = match cached {
+            Some(hop) => Some(hop),
+            None if router => {
+                if self.routes.local_port(family, &m.dst).is_some()
+                    || m.proto == PROTO_VRRP
+                    || m.is_neighbor_discovery()
+                {
+                    return self.punt(links, ingress, packet);
+                }
+                if is_multicast(family, &m.dst) {
+                    return self.drop_packet(DropReason::LocalUnhandled);
+                }
+                let Some(next) = self.routes.lookup(family, &m.dst) else {
+                    return self.drop_packet(DropReason::NoRoute);
+                };
+                let hop = Hop {
+                    next,
+                    slot: self.hops.entry(next),
+                };
+                if let (Some(index), Some(f)) = (found, &flow) {
+                    self.cache_hop(index, f.src_first, hop.slot);
+                }
+                Some(hop)
             }
-            if is_multicast(family, &m.dst) {
-                return self.drop_packet(DropReason::LocalUnhandled);
-            }
-            match self.routes.lookup(family, &m.dst) {
-                Some(hop) => Some(hop),
-                None => return self.drop_packet(DropReason::NoRoute),
-            }
-        } else {
-            None
+            None => None,
         };
         let egress = match (&self.cfg.forwarding, hop) {
-            (_, Some(hop)) => hop.port,
+            (_, Some(hop)) => hop.next.port,
             (Forwarding::Wire { peer }, None) => {
                 match peer.get(usize::from(ingress.0)).copied().flatten() {
                     Some(p) => p,
@@ -613,24 +635,12 @@ impl<B: PacketBuf> Worker<B> {
         }
 
         let (sport, dport) = ports_of(&m);
-        let Some(FlowLook {
-            key,
-            src_first,
-            hash,
-            index,
-        }) = flow
-        else {
+        let Some(FlowLook { key, src_first, .. }) = flow else {
             // `look` computes the flow of every IP packet that is neither a later fragment nor an ICMP
             // error, and both were handled above.
             return self.drop_packet(DropReason::Malformed);
         };
-        // The index from the first pass holds unless an earlier packet of the burst removed that state;
-        // a state an earlier packet created is found now.
-        let index = match index {
-            Some(i) if self.table.holds(i, &key) => Some(i),
-            _ => self.table.find(&key, hash),
-        };
-        if let Some(index) = index {
+        if let Some(index) = found {
             if m.ip_options && self.table.get(index).origin & origin::ALLOW_OPTS == 0 {
                 return self.drop_packet(DropReason::IpOptions);
             }
@@ -733,6 +743,7 @@ impl<B: PacketBuf> Worker<B> {
                     origin: if allow_opts { origin::ALLOW_OPTS } else { 0 },
                     sync: SyncMark::of(&peers, now.secs() as u32),
                     acked: [0; 2],
+                    hops: [hop.map_or(HopRef::NONE, |h| h.slot), HopRef::NONE],
                 };
                 match self.table.insert(state) {
                     Ok(index) => {
@@ -794,6 +805,20 @@ impl<B: PacketBuf> Worker<B> {
             .ports
             .get(usize::from(ingress.0))
             .is_some_and(|p| p.mac == dst)
+    }
+
+    /// The next hop a state cached for packets from the side `src_first` names, while its entry holds.
+    #[inline]
+    fn cached_hop(&self, index: u32, src_first: bool) -> Option<Hop> {
+        let st = self.table.get(index);
+        let slot = st.hops[st.side_of(src_first).index()];
+        self.hops.get(slot).map(|(next, _)| Hop { next, slot })
+    }
+
+    fn cache_hop(&mut self, index: u32, src_first: bool, slot: HopRef) {
+        let st = self.table.get_mut(index);
+        let side = st.side_of(src_first);
+        st.hops[side.index()] = slot;
     }
 
     /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends and clears a FIN
@@ -1019,12 +1044,16 @@ impl<B: PacketBuf> Worker<B> {
         packet: &mut B,
         m: &PacketMeta,
         egress: PortId,
-        hop: Option<NextHop>,
+        hop: Option<Hop>,
         now: Instant,
     ) -> Result<(), DropReason> {
         let Some(hop) = hop else { return Ok(()) };
-        let Some(mac) = self.neighbors.get(&hop) else {
-            self.ask_resolution(links, hop, now);
+        let mac = match self.hops.get(hop.slot) {
+            Some((_, mac)) => mac,
+            None => self.hops.mac_of(&hop.next),
+        };
+        let Some(mac) = mac else {
+            self.ask_resolution(links, hop.next, now);
             return Err(DropReason::NoNeighbor);
         };
         let src_mac = self
@@ -1047,7 +1076,7 @@ impl<B: PacketBuf> Worker<B> {
         m: &PacketMeta,
         ingress: PortId,
         egress: PortId,
-        hop: Option<NextHop>,
+        hop: Option<Hop>,
         now: Instant,
     ) where
         IO: PortIo<Buf = B>,
@@ -1096,7 +1125,7 @@ impl<B: PacketBuf> Worker<B> {
         m: &PacketMeta,
         ingress: PortId,
         egress: PortId,
-        hop: Option<NextHop>,
+        hop: Option<Hop>,
         now: Instant,
         name: StateName,
     ) where
@@ -1238,8 +1267,8 @@ impl<B: PacketBuf> Worker<B> {
     fn apply_control<L: WorkerLinks<B>>(&mut self, links: &mut L) {
         while let Some(op) = links.pop_control() {
             match op {
-                ControlOp::Neighbor { port, addr, mac } => self.neighbors.set(port, addr, mac),
-                ControlOp::NeighborGone { port, addr } => self.neighbors.remove(port, &addr),
+                ControlOp::Neighbor { port, addr, mac } => self.hops.set(port, addr, mac),
+                ControlOp::NeighborGone { port, addr } => self.hops.remove(port, &addr),
             }
         }
     }
@@ -1409,6 +1438,7 @@ impl<B: PacketBuf> Worker<B> {
             timeout: record.timeout,
             packets: record.packets,
             bytes: record.bytes,
+            hops: [HopRef::NONE; 2],
             origin: origin::FROM_PEER
                 | if record.flags & state_flags::ALLOWOPTS != 0 {
                     origin::ALLOW_OPTS

@@ -57,6 +57,7 @@ fn a_million_states_take_at_most_256_bytes_each() {
             origin: 0,
             sync: SyncMark::default(),
             acked: [0; 2],
+            hops: [tandem_dataplane::route::HopRef::NONE; 2],
         };
         table.insert(state).expect("room");
     }

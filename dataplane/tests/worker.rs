@@ -691,3 +691,46 @@ fn a_colliding_peer_insert_with_the_higher_name_is_merged_into_ours() {
     );
     assert_eq!(b.counters.states_merged_on_insert.get(), 1);
 }
+
+#[test]
+fn a_routed_state_caches_its_next_hops_and_follows_a_neighbour_that_moves() {
+    let mut b = bench(ROUTER);
+    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
+    let client = addr_of(&Ipv4Addr::new(198, 18, 0, 10).into());
+    for (port, addr, mac) in [
+        (OUTSIDE, server, SERVER_MAC.0),
+        (INSIDE, client, CLIENT_MAC.0),
+    ] {
+        b.links
+            .control
+            .push_back(ControlOp::Neighbor { port, addr, mac });
+    }
+    assert_eq!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(), 1);
+    assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
+    let (_, st) = b.worker.table().iter().next().expect("the state");
+    assert!(
+        st.hops
+            .iter()
+            .all(|h| *h != tandem_dataplane::route::HopRef::NONE),
+        "both directions' next hops are cached: {:?}",
+        st.hops
+    );
+    // The server's MAC changes: the established flow follows at once.
+    let moved = [2, 0, 0, 0, 0, 0x21];
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: server,
+        mac: moved,
+    });
+    let out = b.send(INSIDE, c2s(1001, 5001, ACK, 10));
+    assert_eq!(&out[0][..6], &moved);
+    // The server's entry goes: the flow asks for resolution instead of using a stale MAC.
+    b.links.control.push_back(ControlOp::NeighborGone {
+        port: OUTSIDE,
+        addr: server,
+    });
+    b.links.resolve.clear();
+    assert!(b.send(INSIDE, c2s(1011, 5001, ACK, 10)).is_empty());
+    assert_eq!(b.dropped(DropReason::NoNeighbor), 1);
+    assert_eq!(b.links.resolve.len(), 1);
+}
