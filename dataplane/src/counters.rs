@@ -12,7 +12,8 @@ pub enum DropReason {
     Malformed,
     /// Not IPv4 or IPv6, in router mode.
     NotIp,
-    /// A fragment other than the first: fragments are not reassembled (see the worker's module notes).
+    /// An IPv6 fragment other than the first: IPv6 fragments are not reassembled (see the worker's module
+    /// notes).
     Fragment,
     /// No route to the destination.
     NoRoute,
@@ -52,11 +53,21 @@ pub enum DropReason {
     EchoDirection,
     /// A packet for another worker's state found that worker's queue full.
     RedirectFull,
+    /// A fragment overlapping another of its datagram: the whole datagram is dropped (pf's rule).
+    FragmentOverlap,
+    /// A fragment received twice: the copy is dropped.
+    FragmentDuplicate,
+    /// A datagram over the reassembly limits (fragments per datagram, 65535 bytes, memory), dropped whole.
+    FragmentLimit,
+    /// A datagram still incomplete at the reassembly timeout, dropped whole.
+    FragmentTimeout,
+    /// A fragment of a reassembled datagram whose verdict was drop (or that could not follow the first).
+    FragmentOfDropped,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::Malformed,
         DropReason::NotIp,
         DropReason::Fragment,
@@ -78,6 +89,11 @@ impl DropReason {
         DropReason::IcmpMismatch,
         DropReason::EchoDirection,
         DropReason::RedirectFull,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentDuplicate,
+        DropReason::FragmentLimit,
+        DropReason::FragmentTimeout,
+        DropReason::FragmentOfDropped,
     ];
 
     /// The counter's name.
@@ -104,6 +120,11 @@ impl DropReason {
             DropReason::IcmpMismatch => "icmp_mismatch",
             DropReason::EchoDirection => "echo_direction",
             DropReason::RedirectFull => "redirect_full",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::FragmentDuplicate => "fragment_duplicate",
+            DropReason::FragmentLimit => "fragment_limit",
+            DropReason::FragmentTimeout => "fragment_timeout",
+            DropReason::FragmentOfDropped => "fragment_of_dropped",
         }
     }
 
@@ -177,6 +198,10 @@ pub struct WorkerCounters {
     pub punted: Counter,
     /// Packets the worker originated (RST, ICMP errors, challenge ACKs).
     pub originated: Counter,
+    /// IPv4 fragments held for reassembly.
+    pub fragments_held: Counter,
+    /// IPv4 datagrams reassembled and checked whole.
+    pub datagrams_reassembled: Counter,
     /// Packets handed to the worker that holds their state (ICMP errors a NIC's RSS misplaced).
     pub redirected: Counter,
     /// Answers not sent because the worker's answer rate limit was reached.
@@ -220,6 +245,8 @@ impl WorkerCounters {
             state_hits: Counter::default(),
             punted: Counter::default(),
             originated: Counter::default(),
+            fragments_held: Counter::default(),
+            datagrams_reassembled: Counter::default(),
             redirected: Counter::default(),
             answers_limited: Counter::default(),
             answers_bad_checksum: Counter::default(),
@@ -269,6 +296,11 @@ impl WorkerCounters {
             ("state_hits".to_string(), self.state_hits.get()),
             ("punted".to_string(), self.punted.get()),
             ("originated".to_string(), self.originated.get()),
+            ("fragments_held".to_string(), self.fragments_held.get()),
+            (
+                "datagrams_reassembled".to_string(),
+                self.datagrams_reassembled.get(),
+            ),
             ("redirected".to_string(), self.redirected.get()),
             ("answers_limited".to_string(), self.answers_limited.get()),
             (

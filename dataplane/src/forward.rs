@@ -49,6 +49,39 @@ pub fn route_rewrite(
     Ok(())
 }
 
+/// Writes into `out` the IPv4 fragment of `frame` (classified as `meta`, a whole packet or itself a
+/// fragment) that carries bytes `start..end` of its IP payload, `more` saying whether more of that payload
+/// follows: Ethernet and IP headers copied (options included), offset, MF, total length and header
+/// checksum set (RFC 791 section 3.2, "An Example Fragmentation Procedure"). `start` must be a multiple of
+/// 8. Returns the fragment's length, or `None` if `out` is too short or the ranges do not fit.
+pub fn ipv4_fragment_into(
+    frame: &[u8],
+    meta: &PacketMeta,
+    start: usize,
+    end: usize,
+    more: bool,
+    out: &mut [u8],
+) -> Option<usize> {
+    let header_end = usize::from(meta.l4_offset);
+    let payload = frame.get(header_end..header_end + usize::from(meta.ip_payload_len))?;
+    let piece = payload.get(start..end)?;
+    let len = header_end + piece.len();
+    let out = out.get_mut(..len)?;
+    out[..header_end].copy_from_slice(&frame[..header_end]);
+    out[header_end..].copy_from_slice(piece);
+    let (base, was_more) = match meta.fragment {
+        Fragment::None => (0, false),
+        Fragment::First { .. } => (0, true),
+        Fragment::Later { offset, last, .. } => (usize::from(offset), !last),
+    };
+    let offset = u16::try_from(base + start).ok()?;
+    let mut ip = ipv4::Packet::new_unchecked(out.get_mut(usize::from(meta.l3_offset)..)?);
+    ip.set_total_len(u16::try_from(len - usize::from(meta.l3_offset)).ok()?);
+    ip.set_fragment(false, more || was_more, offset);
+    ip.fill_checksum();
+    Some(len)
+}
+
 fn v4(a: &Addr) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3])
 }

@@ -8,6 +8,7 @@ pub mod flow;
 pub mod forward;
 pub mod io;
 pub mod pcap;
+pub mod reassembly;
 pub mod route;
 pub mod rules;
 pub mod slot_index;

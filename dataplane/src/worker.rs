@@ -5,9 +5,10 @@
 //! tables are sized at start, queues to other threads are bounded and a full one is counted.
 //!
 //! Policies worth knowing:
-//! - Fragments: the first fragment of a datagram is classified like any packet (it carries the ports);
-//!   later fragments carry no transport header and are dropped and counted (`drop_fragment`), since
-//!   Tandem does not reassemble. Path-MTU discovery keeps TCP unfragmented.
+//! - Fragments: IPv4 fragments are reassembled as pf does by default ([`crate::reassembly`]): held until
+//!   the datagram is whole, checked whole, then forwarded or dropped together; overlaps, limits and
+//!   timeouts drop the datagram. IPv6 fragments are not reassembled yet: the first is classified like
+//!   any packet, later ones are dropped and counted (`drop_fragment`).
 //! - Rules are evaluated once, at ingress, knowing the egress port (after the route lookup); a rule's
 //!   `direction` says which of the two ports it refers to.
 //! - States are floating (not bound to a port), like pf's default.
@@ -40,6 +41,7 @@ use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::{Addr, Endpoint, FlowKey, Placement};
 use crate::forward::{RewriteError, route_rewrite, time_exceeded};
 use crate::io::{PacketBuf, PortIo};
+use crate::reassembly::{Added, FRAGMENTS_PER_DATAGRAM, Reassembly, Refusal};
 use crate::route::{Hop, HopRef, HopTable, NextHop, RouteTable};
 use crate::rules::{RuleInput, RuleSet, Verdict};
 use crate::table::{InsertError, NO_RULE, State, StateTable, origin};
@@ -340,6 +342,9 @@ pub struct Worker<B> {
     tx: Vec<Vec<B>>,
     asked: VecDeque<(NextHop, Instant)>,
     answers: AnswerBudget,
+    fragments: Reassembly<(B, PortId)>,
+    /// The fragments after the first of the datagram being handled.
+    followers: Vec<B>,
 }
 
 /// A worker's counters per rule: packets decided and states created.
@@ -371,6 +376,8 @@ impl<B: PacketBuf> Worker<B> {
                 .collect(),
             asked: VecDeque::with_capacity(64),
             answers: AnswerBudget::new(now),
+            fragments: Reassembly::new(),
+            followers: Vec::with_capacity(FRAGMENTS_PER_DATAGRAM),
             cfg,
             rules,
             routes,
@@ -437,6 +444,8 @@ impl<B: PacketBuf> Worker<B> {
         self.release_due(now);
         self.transmit(io);
         self.expire(links, now);
+        let timed_out = self.fragments.expire(now);
+        self.count_drops(DropReason::FragmentTimeout, timed_out);
         self.counters.states.set(self.table.len() as u64);
         received
     }
@@ -520,11 +529,10 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
-        let frame_len = packet.as_ref().len();
         self.counters.rx_packets.inc();
-        self.counters.rx_bytes.add(frame_len as u64);
+        self.counters.rx_bytes.add(packet.as_ref().len() as u64);
         let Look { meta, flow } = look;
-        let mut m = match meta {
+        let m = match meta {
             Ok(m) => m,
             Err(reason) => {
                 if let Some(c) = self.counters.malformed.get(reason.index()) {
@@ -533,13 +541,112 @@ impl<B: PacketBuf> Worker<B> {
                 return self.drop_packet(DropReason::Malformed);
             }
         };
-        let mut packet = packet;
-        if let Err(reason) = self.normalize(&mut packet, &mut m) {
-            return self.drop_packet(reason);
-        }
         let router = matches!(self.cfg.forwarding, Forwarding::Router);
         if router && !self.addressed_to_us(packet.as_ref(), &m, ingress) {
             return self.drop_packet(DropReason::NotForUs);
+        }
+        if m.class == EtherClass::Ipv4 && m.fragment != Fragment::None {
+            return self.reassemble(io, links, packet, m, ingress, now);
+        }
+        self.handle(io, links, packet, m, flow, ingress, now);
+    }
+
+    /// An IPv4 fragment: held until its datagram is whole, which then goes through [`Worker::handle`] as
+    /// one packet, its first fragment leading and the others following its fate.
+    fn reassemble<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        packet: B,
+        m: PacketMeta,
+        ingress: PortId,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let mut evicted = 0;
+        let added = self.fragments.add((packet, ingress), &m, now, &mut evicted);
+        self.count_drops(DropReason::FragmentLimit, evicted);
+        match added {
+            Added::Held => self.counters.fragments_held.inc(),
+            Added::Refused { why, dropped } => {
+                let reason = match why {
+                    Refusal::Overlap => DropReason::FragmentOverlap,
+                    Refusal::Duplicate => DropReason::FragmentDuplicate,
+                    Refusal::Limit => DropReason::FragmentLimit,
+                    Refusal::Malformed => DropReason::Malformed,
+                };
+                self.count_drops(reason, dropped);
+            }
+            Added::Complete { whole } => {
+                self.counters.datagrams_reassembled.inc();
+                let mut leader = None;
+                let followers = &mut self.followers;
+                self.fragments.take(|(packet, port)| match leader {
+                    None => leader = Some((packet, port)),
+                    Some(_) => followers.push(packet),
+                });
+                if let Some((packet, port)) = leader {
+                    let flow = self.flow_of(&whole);
+                    self.handle(io, links, packet, whole, flow, port, now);
+                }
+                // Whatever did not leave with the first fragment went down with it.
+                let left = self.followers.len();
+                self.followers.clear();
+                self.count_drops(DropReason::FragmentOfDropped, left);
+            }
+        }
+    }
+
+    fn count_drops(&self, reason: DropReason, n: usize) {
+        for _ in 0..n {
+            self.drop_packet(reason);
+        }
+    }
+
+    /// The flow of a whole datagram and its state, as [`Worker::look`] finds them for a packet.
+    fn flow_of(&self, m: &PacketMeta) -> Option<FlowLook> {
+        let family = m.family()?;
+        let (sport, dport) = ports_of(m);
+        let src = Endpoint {
+            addr: m.src,
+            port: sport,
+        };
+        let dst = Endpoint {
+            addr: m.dst,
+            port: dport,
+        };
+        let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
+        let hash = key.table_hash();
+        let index = self.table.find(&key, hash);
+        Some(FlowLook {
+            key,
+            src_first,
+            hash,
+            index,
+        })
+    }
+
+    /// Handles a whole packet (or the first fragment of a reassembled datagram, described as the whole).
+    #[allow(clippy::too_many_arguments)]
+    fn handle<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        mut packet: B,
+        mut m: PacketMeta,
+        flow: Option<FlowLook>,
+        ingress: PortId,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let frame_len = packet.as_ref().len();
+        let router = matches!(self.cfg.forwarding, Forwarding::Router);
+        if let Err(reason) = self.normalize(&mut packet, &mut m) {
+            return self.drop_packet(reason);
         }
         let Some(family) = m.family() else {
             // Not IP: ARP, or another ethertype.
@@ -1083,9 +1190,41 @@ impl<B: PacketBuf> Worker<B> {
         L: WorkerLinks<B>,
     {
         match self.prepare(links, &mut packet, m, egress, hop, now) {
-            Ok(()) => self.tx[usize::from(egress.0)].push(packet),
+            Ok(()) => {
+                self.tx[usize::from(egress.0)].push(packet);
+                self.forward_followers(io, links, m, egress, hop, now);
+            }
             Err(reason) => self.refuse(io, &packet, m, ingress, reason, now),
         }
+    }
+
+    /// The other fragments of a datagram whose first fragment is leaving by `egress`.
+    fn forward_followers<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        m: &PacketMeta,
+        egress: PortId,
+        hop: Option<Hop>,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let mut followers = std::mem::take(&mut self.followers);
+        for mut packet in followers.drain(..) {
+            match self.prepare(links, &mut packet, m, egress, hop, now) {
+                Ok(()) => {
+                    let queue = &mut self.tx[usize::from(egress.0)];
+                    if queue.len() == queue.capacity() {
+                        self.transmit(io);
+                    }
+                    self.tx[usize::from(egress.0)].push(packet);
+                }
+                Err(reason) => self.drop_packet(reason),
+            }
+        }
+        self.followers = followers;
     }
 
     /// Drops a packet that cannot leave, answering a TTL that ran out.
@@ -1135,6 +1274,8 @@ impl<B: PacketBuf> Worker<B> {
         if let Err(reason) = self.prepare(links, &mut packet, m, egress, hop, now) {
             return self.refuse(io, &packet, m, ingress, reason, now);
         }
+        // The rest of a fragmented creating datagram goes now; the receiver reassembles in any order.
+        self.forward_followers(io, links, m, egress, hop, now);
         let Some(defer) = self.cfg.defer else {
             return self.tx[usize::from(egress.0)].push(packet);
         };

@@ -1008,7 +1008,11 @@ mod tests {
         broadcast[..6].copy_from_slice(&BROADCAST.0);
         assert_eq!(unreachable_for(&broadcast, &meta(&broadcast), 3, 64), None);
         let mut later = meta(&captured::UDP_V4);
-        later.fragment = Fragment::Later { id: 1, offset: 8 };
+        later.fragment = Fragment::Later {
+            id: 1,
+            offset: 8,
+            last: true,
+        };
         assert_eq!(unreachable_for(&captured::UDP_V4, &later, 3, 64), None);
         let mut multicast = meta(&captured::UDP_V4);
         multicast.dst[0] = 224;

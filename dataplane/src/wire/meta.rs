@@ -71,6 +71,8 @@ pub enum Fragment {
         id: u32,
         /// Offset of this fragment's data in the datagram, in bytes.
         offset: u16,
+        /// Whether it is the datagram's last fragment (MF clear).
+        last: bool,
     },
 }
 
@@ -524,15 +526,19 @@ fn parse_ipv4(bytes: &[u8], link: Link, caps: ChecksumCaps) -> Result<PacketMeta
             return Err(Malformed::FragmentOverflow);
         }
         if offset > 0 {
-            (Fragment::Later { id, offset }, L4::Fragment { id })
+            let last = !ip.more_frags();
+            (Fragment::Later { id, offset, last }, L4::Fragment { id })
         } else {
             (
                 Fragment::First { id },
-                parse_l4(proto, payload, Family::Inet)?,
+                parse_l4(proto, payload, Family::Inet, false)?,
             )
         }
     } else {
-        (Fragment::None, parse_l4(proto, payload, Family::Inet)?)
+        (
+            Fragment::None,
+            parse_l4(proto, payload, Family::Inet, true)?,
+        )
     };
     Ok(PacketMeta {
         vlan: link.vlan,
@@ -587,7 +593,8 @@ fn parse_ipv6(bytes: &[u8], link: Link) -> Result<PacketMeta, Malformed> {
             }
             let id = frag.ident;
             let offset = frag.offset;
-            (Fragment::Later { id, offset }, L4::Fragment { id })
+            let last = !frag.more_frags;
+            (Fragment::Later { id, offset, last }, L4::Fragment { id })
         }
         frag => {
             let fragment = match frag {
@@ -595,7 +602,12 @@ fn parse_ipv6(bytes: &[u8], link: Link) -> Result<PacketMeta, Malformed> {
                 _ => Fragment::None,
             };
             let l4 = if chain.has_upper_layer_header() {
-                parse_l4(chain.protocol, upper, Family::Inet6)?
+                parse_l4(
+                    chain.protocol,
+                    upper,
+                    Family::Inet6,
+                    fragment == Fragment::None,
+                )?
             } else {
                 L4::Other
             };
@@ -619,12 +631,20 @@ fn parse_ipv6(bytes: &[u8], link: Link) -> Result<PacketMeta, Malformed> {
     })
 }
 
+/// `whole` is false for a first fragment: its UDP length field is the datagram's, which only the
+/// reassembled datagram can be checked against.
 #[inline(always)]
-fn parse_l4(proto: u8, bytes: &[u8], family: Family) -> Result<L4, Malformed> {
+fn parse_l4(proto: u8, bytes: &[u8], family: Family, whole: bool) -> Result<L4, Malformed> {
     Ok(match (proto, family) {
         (protocol::TCP, _) => L4::Tcp(parse_tcp(bytes)?),
         (protocol::UDP, _) => {
-            let udp = udp::Packet::new_checked(bytes).map_err(|err| match err {
+            let udp = udp::Packet::new_unchecked(bytes);
+            let checked = if whole {
+                udp.check_len()
+            } else {
+                udp.check_header()
+            };
+            checked.map_err(|err| match err {
                 Error::BadLength { .. } => Malformed::UdpBadLength,
                 _ => Malformed::UdpTruncated,
             })?;
@@ -1002,7 +1022,8 @@ mod tests {
             meta.fragment,
             Fragment::Later {
                 id: 0xdead_beef,
-                offset: 1448
+                offset: 1448,
+                last: false
             }
         );
         assert_eq!(meta.l4, L4::Fragment { id: 0xdead_beef });
@@ -1050,7 +1071,8 @@ mod tests {
             later.fragment,
             Fragment::Later {
                 id: 77,
-                offset: 1480
+                offset: 1480,
+                last: true
             }
         );
         assert_eq!(later.l4, L4::Fragment { id: 77 });

@@ -59,6 +59,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(())
     }
 
+    /// Checks that the header is present and that the length field covers it, without asking the
+    /// datagram to fit the buffer: a first fragment carries only the start of its datagram.
+    pub fn check_header(&self) -> Result<()> {
+        let have = self.buffer.as_ref().len();
+        if have < HEADER_LEN {
+            return Err(truncated(Header::Udp, HEADER_LEN, have));
+        }
+        let len = usize::from(self.len());
+        if len < HEADER_LEN {
+            return Err(Error::BadLength {
+                header: Header::Udp,
+                len,
+                have,
+            });
+        }
+        Ok(())
+    }
+
     /// Returns the buffer.
     #[inline]
     pub fn into_inner(self) -> T {

@@ -1,0 +1,180 @@
+//! IPv4 fragments through the worker as pf handles them by default (`set reassemble yes`): held until
+//! their datagram is whole, the whole checked against states and rules, then all forwarded or all dropped;
+//! overlaps, excess and timeouts drop the whole datagram.
+
+mod support;
+
+use support::*;
+use tandem_dataplane::forward::ipv4_fragment_into;
+
+/// `frame` cut into IPv4 fragments of at most `piece` payload bytes (a multiple of 8), in order.
+fn fragment(frame: &[u8], piece: usize) -> Vec<Vec<u8>> {
+    let m = parse_meta(frame, ChecksumCaps::SOFTWARE).expect("valid");
+    let total = usize::from(m.ip_payload_len);
+    (0..total)
+        .step_by(piece)
+        .map(|start| {
+            let end = (start + piece).min(total);
+            let mut out = vec![0u8; frame.len()];
+            let len =
+                ipv4_fragment_into(frame, &m, start, end, end < total, &mut out).expect("fits");
+            out.truncate(len);
+            out
+        })
+        .collect()
+}
+
+fn udp_query(len: usize) -> Vec<u8> {
+    let ends = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, 53].into(),
+    );
+    build::udp(
+        &ends,
+        &UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        },
+        &vec![7u8; len],
+    )
+    .expect("builds")
+}
+
+#[test]
+fn a_fragmented_udp_datagram_is_checked_whole_and_passes_with_all_its_fragments() {
+    let mut b = bench(WIRE_PASS);
+    let datagram = udp_query(600);
+    let frags = fragment(&datagram, 256);
+    assert_eq!(frags.len(), 3);
+    // Out of order: the last first, then the first.
+    assert!(b.send(INSIDE, frags[2].clone()).is_empty(), "held");
+    assert!(b.send(INSIDE, frags[0].clone()).is_empty(), "still held");
+    let out = b.send(INSIDE, frags[1].clone());
+    assert_eq!(out.len(), 3, "the whole datagram leaves");
+    assert_eq!(out[0], frags[0], "its first fragment first, unchanged");
+    let mut sorted = out.clone();
+    sorted.sort();
+    let mut expected = frags.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert_eq!(
+        b.worker.table().len(),
+        1,
+        "one state, from the whole datagram"
+    );
+    assert_eq!(b.counters.datagrams_reassembled.get(), 1);
+    assert_eq!(b.dropped(DropReason::Malformed), 0);
+}
+
+#[test]
+fn a_datagram_the_rules_block_is_dropped_with_every_fragment() {
+    let mut b = bench(WIRE_PASS);
+    // From the outside no rule passes anything.
+    let ends = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 53].into(),
+        [198, 18, 0, 10].into(),
+    );
+    let datagram = build::udp(
+        &ends,
+        &UdpRepr {
+            src_port: 53,
+            dst_port: 5353,
+        },
+        &[1u8; 900],
+    )
+    .expect("builds");
+    let frags = fragment(&datagram, 400);
+    for f in &frags {
+        assert!(b.send(OUTSIDE, f.clone()).is_empty());
+    }
+    assert_eq!(
+        b.dropped(DropReason::BlockedByDefault),
+        1,
+        "the whole, once"
+    );
+    assert_eq!(
+        b.dropped(DropReason::FragmentOfDropped),
+        frags.len() as u64 - 1
+    );
+}
+
+#[test]
+fn overlapping_fragments_drop_the_whole_datagram() {
+    let mut b = bench(WIRE_PASS);
+    let datagram = udp_query(600);
+    let frags = fragment(&datagram, 256);
+    // A forged fragment that rewrites part of the first one's range (offset 248).
+    let m = parse_meta(&datagram, ChecksumCaps::SOFTWARE).expect("valid");
+    let mut forged = vec![0u8; datagram.len()];
+    let len = ipv4_fragment_into(&datagram, &m, 248, 400, true, &mut forged).expect("fits");
+    forged.truncate(len);
+    assert!(b.send(INSIDE, frags[0].clone()).is_empty());
+    assert!(b.send(INSIDE, forged).is_empty());
+    assert_eq!(b.dropped(DropReason::FragmentOverlap), 2, "both go");
+    // The rest of the datagram then never completes anything.
+    assert!(b.send(INSIDE, frags[1].clone()).is_empty());
+    assert!(b.send(INSIDE, frags[2].clone()).is_empty());
+    assert!(b.worker.table().is_empty());
+    // A plain duplicate costs only itself.
+    let mut b = bench(WIRE_PASS);
+    assert!(b.send(INSIDE, frags[0].clone()).is_empty());
+    assert!(b.send(INSIDE, frags[0].clone()).is_empty());
+    assert_eq!(b.dropped(DropReason::FragmentDuplicate), 1);
+    assert!(b.send(INSIDE, frags[1].clone()).is_empty());
+    assert_eq!(b.send(INSIDE, frags[2].clone()).len(), 3);
+}
+
+#[test]
+fn an_incomplete_datagram_is_dropped_at_the_timeout() {
+    let mut b = bench(WIRE_PASS);
+    let frags = fragment(&udp_query(600), 256);
+    assert!(b.send(INSIDE, frags[0].clone()).is_empty());
+    assert!(b.send(INSIDE, frags[2].clone()).is_empty());
+    b.now = b.now + tandem_dataplane::reassembly::FRAGMENT_TIMEOUT + Duration::secs(1);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert_eq!(b.dropped(DropReason::FragmentTimeout), 2);
+    // The missing piece, late, completes nothing.
+    assert!(b.send(INSIDE, frags[1].clone()).is_empty());
+    assert!(b.worker.table().is_empty());
+}
+
+#[test]
+fn a_datagram_of_too_many_fragments_is_dropped() {
+    let mut b = bench(WIRE_PASS);
+    let frags = fragment(&udp_query(1200), 16);
+    assert!(frags.len() > tandem_dataplane::reassembly::FRAGMENTS_PER_DATAGRAM);
+    for f in &frags {
+        assert!(b.send(INSIDE, f.clone()).is_empty());
+    }
+    assert!(b.dropped(DropReason::FragmentLimit) > 0);
+    assert!(b.worker.table().is_empty());
+}
+
+#[test]
+fn a_fragmented_tcp_segment_outside_the_window_is_dropped_whole() {
+    let mut b = bench(WIRE_PASS);
+    assert_eq!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).len(), 1);
+    assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
+    // Inside the window, whole: passes in pieces.
+    let frags = fragment(&c2s(1001, 5001, ACK, 1200), 512);
+    let mut out = Vec::new();
+    for f in &frags {
+        out.extend(b.send(INSIDE, f.clone()));
+    }
+    assert_eq!(out.len(), frags.len());
+    // Far outside: every piece dropped.
+    let frags = fragment(&c2s(1001 + 900_000, 5001, ACK, 1200), 512);
+    for f in &frags {
+        assert!(b.send(INSIDE, f.clone()).is_empty());
+    }
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+    assert_eq!(
+        b.dropped(DropReason::FragmentOfDropped),
+        frags.len() as u64 - 1
+    );
+}
