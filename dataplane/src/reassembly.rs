@@ -397,11 +397,7 @@ fn whole_of(first: &PacketMeta, total: u32) -> Option<PacketMeta> {
             let header = u32::from(first.ip_payload_len) - u32::from(t.payload_len);
             t.payload_len = u16::try_from(total.checked_sub(header)?).ok()?;
         }
-        L4::Udp(u) => {
-            if u32::from(u.payload_len) + 8 != total {
-                return None;
-            }
-        }
+        L4::Udp(u) if u32::from(u.payload_len) + 8 != total => return None,
         _ => {}
     }
     Some(whole)
