@@ -132,7 +132,18 @@ fn worker(states: usize, sync: bool, router: bool) -> Worker<Vec<u8>> {
         "node: {{name: bench, host-id: 1}}\n{forwarding}workers: {{cores: [0]}}\nlimits: {{states: {states}}}\n{sync}rules:{RULES}"
     );
     let profile = tandem_config::parse(&src, "bench").unwrap_or_else(|e| panic!("{}", e.report()));
-    let cfg = WorkerConfig::from_profile(&profile, 0, vec![PortInfo { mac: PORT_MAC }; 2], 1 << 32);
+    let cfg = WorkerConfig::from_profile(
+        &profile,
+        0,
+        vec![
+            PortInfo {
+                mac: PORT_MAC,
+                mtu: 1500
+            };
+            2
+        ],
+        1 << 32,
+    );
     Worker::new(
         cfg,
         Arc::new(RuleSet::compile(&profile.rules)),

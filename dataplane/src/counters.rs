@@ -17,7 +17,8 @@ pub enum DropReason {
     Fragment,
     /// No route to the destination.
     NoRoute,
-    /// The next hop's MAC is unknown; resolution was asked of the control thread.
+    /// The next hop's MAC stayed unknown (a second of waiting, or too many packets waiting for it);
+    /// resolution was asked of the control thread.
     NoNeighbor,
     /// TTL or hop limit ran out (an ICMP time-exceeded was sent when possible).
     TtlExceeded,
@@ -53,6 +54,9 @@ pub enum DropReason {
     EchoDirection,
     /// A packet for another worker's state found that worker's queue full.
     RedirectFull,
+    /// Larger than the egress port's MTU and not to be fragmented (IPv4 with DF, IPv6): answered with
+    /// "fragmentation needed" or "packet too big" where the ingress port has an address.
+    TooBig,
     /// A fragment overlapping another of its datagram: the whole datagram is dropped (pf's rule).
     FragmentOverlap,
     /// A fragment received twice: the copy is dropped.
@@ -67,7 +71,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Malformed,
         DropReason::NotIp,
         DropReason::Fragment,
@@ -89,6 +93,7 @@ impl DropReason {
         DropReason::IcmpMismatch,
         DropReason::EchoDirection,
         DropReason::RedirectFull,
+        DropReason::TooBig,
         DropReason::FragmentOverlap,
         DropReason::FragmentDuplicate,
         DropReason::FragmentLimit,
@@ -120,6 +125,7 @@ impl DropReason {
             DropReason::IcmpMismatch => "icmp_mismatch",
             DropReason::EchoDirection => "echo_direction",
             DropReason::RedirectFull => "redirect_full",
+            DropReason::TooBig => "too_big",
             DropReason::FragmentOverlap => "fragment_overlap",
             DropReason::FragmentDuplicate => "fragment_duplicate",
             DropReason::FragmentLimit => "fragment_limit",
@@ -198,6 +204,10 @@ pub struct WorkerCounters {
     pub punted: Counter,
     /// Packets the worker originated (RST, ICMP errors, challenge ACKs).
     pub originated: Counter,
+    /// Packets held while their next hop's MAC was resolved.
+    pub parked: Counter,
+    /// Packets fragmented to fit the egress port's MTU.
+    pub fragmented: Counter,
     /// IPv4 fragments held for reassembly.
     pub fragments_held: Counter,
     /// IPv4 datagrams reassembled and checked whole.
@@ -245,6 +255,8 @@ impl WorkerCounters {
             state_hits: Counter::default(),
             punted: Counter::default(),
             originated: Counter::default(),
+            parked: Counter::default(),
+            fragmented: Counter::default(),
             fragments_held: Counter::default(),
             datagrams_reassembled: Counter::default(),
             redirected: Counter::default(),
@@ -296,6 +308,8 @@ impl WorkerCounters {
             ("state_hits".to_string(), self.state_hits.get()),
             ("punted".to_string(), self.punted.get()),
             ("originated".to_string(), self.originated.get()),
+            ("parked".to_string(), self.parked.get()),
+            ("fragmented".to_string(), self.fragmented.get()),
             ("fragments_held".to_string(), self.fragments_held.get()),
             (
                 "datagrams_reassembled".to_string(),

@@ -49,6 +49,30 @@ pub fn route_rewrite(
     Ok(())
 }
 
+/// The length of the IP datagram in `frame` (classified as `meta`), from its own header: IPv4's total
+/// length, IPv6's payload length and header.
+pub fn ip_len(frame: &[u8], meta: &PacketMeta) -> usize {
+    let l3 = usize::from(meta.l3_offset);
+    let field = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    match meta.class {
+        EtherClass::Ipv4 => field(l3 + 2),
+        EtherClass::Ipv6 => field(l3 + 4) + ipv6::HEADER_LEN,
+        EtherClass::Arp | EtherClass::Other => 0,
+    }
+}
+
+/// Whether the IPv4 packet in `frame` says "don't fragment".
+pub fn dont_fragment(frame: &[u8], meta: &PacketMeta) -> bool {
+    meta.class == EtherClass::Ipv4
+        && frame
+            .get(usize::from(meta.l3_offset) + 6)
+            .is_some_and(|b| b & 0x40 != 0)
+}
+
 /// Writes into `out` the IPv4 fragment of `frame` (classified as `meta`, a whole packet or itself a
 /// fragment) that carries bytes `start..end` of its IP payload, `more` saying whether more of that payload
 /// follows: Ethernet and IP headers copied (options included), offset, MF, total length and header
@@ -90,6 +114,27 @@ fn v4(a: &Addr) -> std::net::Ipv4Addr {
 /// on the port it came in by) to its source; `None` where the RFCs forbid an error: in answer to an ICMP
 /// error, to a later fragment, to a multicast destination (RFC 1812 section 4.3.2.7, RFC 4443 section 2.4).
 pub fn time_exceeded<'a>(frame: &'a [u8], meta: &PacketMeta, router: &Addr) -> Option<Answer<'a>> {
+    router_error(frame, meta, router, IcmpError::TimeExceeded(0))
+}
+
+/// The ICMP "fragmentation needed" (IPv4, RFC 1191) or "packet too big" (IPv6, RFC 8201) answering a
+/// packet larger than the next link's `mtu` that may not be fragmented here, from `router`; `None` where
+/// the RFCs forbid an error, as for [`time_exceeded`].
+pub fn too_big<'a>(
+    frame: &'a [u8],
+    meta: &PacketMeta,
+    router: &Addr,
+    mtu: u16,
+) -> Option<Answer<'a>> {
+    router_error(frame, meta, router, IcmpError::PacketTooBig(u32::from(mtu)))
+}
+
+fn router_error<'a>(
+    frame: &'a [u8],
+    meta: &PacketMeta,
+    router: &Addr,
+    error: IcmpError,
+) -> Option<Answer<'a>> {
     if matches!(meta.l4, L4::Icmp(icmp) if matches!(icmp.kind, IcmpKind::Error(_)))
         || matches!(meta.fragment, Fragment::Later { .. })
     {
@@ -123,7 +168,7 @@ pub fn time_exceeded<'a>(frame: &'a [u8], meta: &PacketMeta, router: &Addr) -> O
     Some(Answer {
         ends,
         kind: AnswerKind::IcmpError {
-            error: IcmpError::TimeExceeded(0),
+            error,
             quoted: frame.get(start..end)?,
         },
     })

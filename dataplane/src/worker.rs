@@ -39,7 +39,9 @@ use tandem_sync::time::{Duration, Instant};
 
 use crate::counters::{DropReason, WorkerCounters};
 use crate::flow::{Addr, Endpoint, FlowKey, Placement};
-use crate::forward::{RewriteError, route_rewrite, time_exceeded};
+use crate::forward::{
+    RewriteError, dont_fragment, ip_len, ipv4_fragment_into, route_rewrite, time_exceeded, too_big,
+};
 use crate::io::{PacketBuf, PortIo};
 use crate::reassembly::{Added, FRAGMENTS_PER_DATAGRAM, Reassembly, Refusal};
 use crate::route::{Hop, HopRef, HopTable, NextHop, RouteTable};
@@ -148,6 +150,8 @@ pub enum Forwarding {
 pub struct PortInfo {
     /// Its MAC address (the source of forwarded frames in router mode).
     pub mac: [u8; 6],
+    /// Its MTU: larger IP packets leaving by it are fragmented, or refused with an ICMP error.
+    pub mtu: u16,
 }
 
 /// Deferral of new states' creating packets.
@@ -300,6 +304,22 @@ pub trait WorkerLinks<B> {
     fn redirect(&mut self, worker: usize, port: PortId, packet: B) -> Result<(), B>;
 }
 
+/// A packet waiting for its next hop's MAC.
+#[derive(Debug)]
+struct Parked<B> {
+    packet: B,
+    meta: PacketMeta,
+    egress: PortId,
+    hop: Hop,
+    deadline: Instant,
+}
+
+/// Packets one worker holds for unresolved next hops, and per next hop.
+const PARKED: usize = 256;
+const PARKED_PER_HOP: usize = 8;
+/// How long a packet waits for its next hop's MAC (ARP retransmits after a second).
+const NEIGHBOR_WAIT: Duration = Duration::secs(1);
+
 /// A creating packet held until peers acknowledge its state.
 #[derive(Debug)]
 struct Held<B> {
@@ -343,6 +363,7 @@ pub struct Worker<B> {
     asked: VecDeque<(NextHop, Instant)>,
     answers: AnswerBudget,
     fragments: Reassembly<(B, PortId)>,
+    parked: VecDeque<Parked<B>>,
     /// The fragments after the first of the datagram being handled.
     followers: Vec<B>,
 }
@@ -377,6 +398,7 @@ impl<B: PacketBuf> Worker<B> {
             asked: VecDeque::with_capacity(64),
             answers: AnswerBudget::new(now),
             fragments: Reassembly::new(),
+            parked: VecDeque::with_capacity(PARKED),
             followers: Vec::with_capacity(FRAGMENTS_PER_DATAGRAM),
             cfg,
             rules,
@@ -424,6 +446,9 @@ impl<B: PacketBuf> Worker<B> {
         L: WorkerLinks<B>,
     {
         self.apply_control(links);
+        if !self.parked.is_empty() {
+            self.unpark(io, now);
+        }
         self.apply_ops(io, links, now);
         self.continue_bulk_read(links, now);
         let mut received = 0;
@@ -1189,21 +1214,179 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
+        if self.refuse_too_big(io, &packet, ingress, egress, now) {
+            return;
+        }
         match self.prepare(links, &mut packet, m, egress, hop, now) {
             Ok(()) => {
-                self.tx[usize::from(egress.0)].push(packet);
-                self.forward_followers(io, links, m, egress, hop, now);
+                self.send_out(io, packet, egress);
+                self.forward_followers(io, links, m, ingress, egress, hop, now);
+            }
+            Err(DropReason::NoNeighbor) => {
+                self.park(packet, m, egress, hop, now);
+                let mut followers = std::mem::take(&mut self.followers);
+                for packet in followers.drain(..) {
+                    self.park(packet, m, egress, hop, now);
+                }
+                self.followers = followers;
             }
             Err(reason) => self.refuse(io, &packet, m, ingress, reason, now),
         }
     }
 
+    /// Holds a packet whose next hop's MAC is being resolved (ARP, neighbour discovery), a few per next
+    /// hop, as a host's neighbour cache does: the first packet of a flow to a new neighbour is not lost.
+    /// Past the limits, or unresolved after [`NEIGHBOR_WAIT`], it is dropped as `no_neighbor`.
+    fn park(&mut self, packet: B, m: &PacketMeta, egress: PortId, hop: Option<Hop>, now: Instant) {
+        let Some(hop) = hop else {
+            return self.drop_packet(DropReason::NoNeighbor);
+        };
+        let same_hop = self
+            .parked
+            .iter()
+            .filter(|p| p.hop.next == hop.next)
+            .count();
+        if same_hop >= PARKED_PER_HOP || self.parked.len() >= PARKED {
+            return self.drop_packet(DropReason::NoNeighbor);
+        }
+        self.counters.parked.inc();
+        self.parked.push_back(Parked {
+            packet,
+            meta: *m,
+            egress,
+            hop,
+            deadline: now + NEIGHBOR_WAIT,
+        });
+    }
+
+    /// Sends the packets parked for next hops that are resolved now, and drops those that waited too
+    /// long.
+    fn unpark<IO: PortIo<Buf = B>>(&mut self, io: &mut IO, now: Instant) {
+        for _ in 0..self.parked.len() {
+            let Some(p) = self.parked.pop_front() else {
+                break;
+            };
+            let mac = match self.hops.get(p.hop.slot) {
+                Some((_, mac)) => mac,
+                None => self.hops.mac_of(&p.hop.next),
+            };
+            match mac {
+                Some(mac) => {
+                    let mut packet = p.packet;
+                    let src_mac = self.cfg.ports[usize::from(p.egress.0)].mac;
+                    match route_rewrite(packet.as_mut(), &p.meta, mac, src_mac) {
+                        Ok(()) => self.send_out(io, packet, p.egress),
+                        Err(_) => self.drop_packet(DropReason::TtlExceeded),
+                    }
+                }
+                None if p.deadline <= now => self.drop_packet(DropReason::NoNeighbor),
+                None => self.parked.push_back(p),
+            }
+        }
+    }
+
+    /// `Some` (the port's MTU and the frame's own description) when the IP packet in `frame` is larger
+    /// than `egress`'s MTU. Only frames longer than the MTU plus an Ethernet header pay for a parse.
+    fn oversize(&self, frame: &[u8], egress: PortId) -> Option<(u16, PacketMeta)> {
+        let mtu = self.cfg.ports.get(usize::from(egress.0))?.mtu;
+        if frame.len() <= usize::from(mtu) + 14 {
+            return None;
+        }
+        let m = meta::parse_meta(frame, ChecksumCaps::OFFLOADED).ok()?;
+        (ip_len(frame, &m) > usize::from(mtu)).then_some((mtu, m))
+    }
+
+    /// Whether a packet too large for `egress` must be refused rather than fragmented: IPv6 (only its
+    /// source fragments, RFC 8200 section 5) and IPv4 with DF. Answers the sender with "fragmentation
+    /// needed" or "packet too big" (RFC 1191, RFC 8201), so that its path-MTU discovery learns the limit,
+    /// and counts the drop. Call it before the frame's MACs are rewritten.
+    fn refuse_too_big<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        packet: &B,
+        ingress: PortId,
+        egress: PortId,
+        now: Instant,
+    ) -> bool {
+        let frame = packet.as_ref();
+        let Some((mtu, m)) = self.oversize(frame, egress) else {
+            return false;
+        };
+        if m.class == EtherClass::Ipv4 && !dont_fragment(frame, &m) {
+            return false;
+        }
+        if let Some(router) = m
+            .family()
+            .and_then(|f| self.routes.port_address(ingress, f))
+            && let Some(mut answer) = too_big(frame, &m, &router, mtu)
+        {
+            let mac = self.cfg.ports[usize::from(ingress.0)].mac;
+            answer.ends.src_mac = crate::wire::ethernet::MacAddr(mac);
+            self.originate(io, ingress, &answer, now);
+        }
+        self.drop_packet(DropReason::TooBig);
+        true
+    }
+
+    /// Queues a prepared packet on `egress`, in fragments if it is larger than the port's MTU (what
+    /// [`Worker::refuse_too_big`] let through may be fragmented, RFC 791).
+    fn send_out<IO: PortIo<Buf = B>>(&mut self, io: &mut IO, packet: B, egress: PortId) {
+        if let Some((mtu, m)) = self.oversize(packet.as_ref(), egress) {
+            return self.fragment_out(io, &packet, &m, egress, mtu);
+        }
+        let queue = &mut self.tx[usize::from(egress.0)];
+        if queue.len() == queue.capacity() {
+            self.transmit(io);
+        }
+        self.tx[usize::from(egress.0)].push(packet);
+    }
+
+    /// Sends an IPv4 packet larger than `mtu` as fragments in new buffers; the original is dropped.
+    fn fragment_out<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        packet: &B,
+        m: &PacketMeta,
+        egress: PortId,
+        mtu: u16,
+    ) {
+        let frame = packet.as_ref();
+        let header = usize::from(m.l4_offset - m.l3_offset);
+        let piece = (usize::from(mtu).saturating_sub(header)) & !7;
+        let total = usize::from(m.ip_payload_len);
+        if piece == 0 {
+            return self.drop_packet(DropReason::TooBig);
+        }
+        let mut start = 0;
+        while start < total {
+            let end = (start + piece).min(total);
+            let Some(mut out) = io.alloc() else {
+                return self.drop_packet(DropReason::TxFull);
+            };
+            let len = usize::from(m.l4_offset) + (end - start);
+            if !out.set_len(len)
+                || ipv4_fragment_into(frame, m, start, end, end < total, out.as_mut()).is_none()
+            {
+                return self.drop_packet(DropReason::TooBig);
+            }
+            let queue = &mut self.tx[usize::from(egress.0)];
+            if queue.len() == queue.capacity() {
+                self.transmit(io);
+            }
+            self.tx[usize::from(egress.0)].push(out);
+            start = end;
+        }
+        self.counters.fragmented.inc();
+    }
+
     /// The other fragments of a datagram whose first fragment is leaving by `egress`.
+    #[allow(clippy::too_many_arguments)]
     fn forward_followers<IO, L>(
         &mut self,
         io: &mut IO,
         links: &mut L,
         m: &PacketMeta,
+        ingress: PortId,
         egress: PortId,
         hop: Option<Hop>,
         now: Instant,
@@ -1213,14 +1396,11 @@ impl<B: PacketBuf> Worker<B> {
     {
         let mut followers = std::mem::take(&mut self.followers);
         for mut packet in followers.drain(..) {
+            if self.refuse_too_big(io, &packet, ingress, egress, now) {
+                continue;
+            }
             match self.prepare(links, &mut packet, m, egress, hop, now) {
-                Ok(()) => {
-                    let queue = &mut self.tx[usize::from(egress.0)];
-                    if queue.len() == queue.capacity() {
-                        self.transmit(io);
-                    }
-                    self.tx[usize::from(egress.0)].push(packet);
-                }
+                Ok(()) => self.send_out(io, packet, egress),
                 Err(reason) => self.drop_packet(reason),
             }
         }
@@ -1271,14 +1451,21 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
+        if self.refuse_too_big(io, &packet, ingress, egress, now) {
+            return;
+        }
         if let Err(reason) = self.prepare(links, &mut packet, m, egress, hop, now) {
             return self.refuse(io, &packet, m, ingress, reason, now);
         }
         // The rest of a fragmented creating datagram goes now; the receiver reassembles in any order.
-        self.forward_followers(io, links, m, egress, hop, now);
+        self.forward_followers(io, links, m, ingress, egress, hop, now);
         let Some(defer) = self.cfg.defer else {
-            return self.tx[usize::from(egress.0)].push(packet);
+            return self.send_out(io, packet, egress);
         };
+        if self.oversize(packet.as_ref(), egress).is_some() {
+            // Held packets leave as they are: one that must be fragmented goes now.
+            return self.send_out(io, packet, egress);
+        }
         if self.held.len() >= defer.limit
             && let Some(oldest) = self.held.pop_front()
         {

@@ -178,3 +178,75 @@ fn a_fragmented_tcp_segment_outside_the_window_is_dropped_whole() {
         frags.len() as u64 - 1
     );
 }
+
+const ROUTER: &str = "rules:\n  - {action: pass, direction: in, port: inside}\n";
+
+/// A router whose outside port has a 1000-byte MTU and knows the server's MAC.
+fn narrow_router() -> Bench {
+    let mut b = bench_with_mtu(ROUTER, 1000);
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: addr_of(&Ipv4Addr::new(198, 19, 0, 53).into()),
+        mac: SERVER_MAC.0,
+    });
+    b
+}
+
+fn with_df(mut frame: Vec<u8>, df: bool) -> Vec<u8> {
+    let mut ip = tandem_dataplane::wire::ipv4::Packet::new_unchecked(&mut frame[14..]);
+    ip.set_fragment(df, false, 0);
+    ip.fill_checksum();
+    frame
+}
+
+#[test]
+fn a_packet_larger_than_the_egress_mtu_leaves_in_fragments() {
+    let mut b = narrow_router();
+    let datagram = with_df(udp_query(1400), false);
+    let out = b.send(INSIDE, datagram.clone());
+    assert_eq!(out.len(), 2, "1428 bytes of IP over a 1000-byte link");
+    let mut payload = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid, header checksum included");
+        assert!(f.len() - 14 <= 1000, "fragment {i} fits the link");
+        assert_eq!(m.ttl, 63, "routed");
+        payload.extend_from_slice(&f[usize::from(m.l4_offset)..][..usize::from(m.ip_payload_len)]);
+    }
+    let orig = parse_meta(&datagram, ChecksumCaps::SOFTWARE).expect("valid");
+    assert_eq!(
+        payload,
+        datagram[usize::from(orig.l4_offset)..],
+        "the same bytes, in pieces"
+    );
+    assert_eq!(b.counters.fragmented.get(), 1);
+}
+
+#[test]
+fn a_dont_fragment_packet_too_large_is_answered_with_fragmentation_needed() {
+    let mut b = narrow_router();
+    let datagram = with_df(udp_query(1400), true);
+    assert!(b.send(INSIDE, datagram).is_empty());
+    assert_eq!(b.dropped(DropReason::TooBig), 1);
+    let answers = b.answers(INSIDE);
+    assert_eq!(answers.len(), 1);
+    let m = parse_meta(&answers[0], ChecksumCaps::SOFTWARE).expect("valid");
+    match m.l4 {
+        L4::Icmp(icmp) => {
+            assert_eq!((icmp.icmp_type, icmp.code), (3, 4), "fragmentation needed");
+            assert!(matches!(icmp.kind, IcmpKind::Error(_)));
+        }
+        other => panic!("expected ICMP, got {other:?}"),
+    }
+    // The next-hop MTU (RFC 1191) in the low half of the second word; to the sender, from the router.
+    assert_eq!(
+        &answers[0][14 + 20 + 6..14 + 20 + 8],
+        &1000u16.to_be_bytes()
+    );
+    assert_eq!(&m.dst[..4], &[198, 18, 0, 10]);
+    assert_eq!(&m.src[..4], &[198, 18, 0, 1]);
+    assert_eq!(
+        &answers[0][..6],
+        &CLIENT_MAC.0,
+        "back to the hop it came from"
+    );
+}

@@ -240,11 +240,15 @@ fn malformed_frames_are_dropped_with_their_reason() {
 const ROUTER: &str = "rules:\n  - {action: pass, direction: in, port: inside}\n";
 
 #[test]
-fn a_router_asks_for_an_unknown_neighbour_then_forwards_with_ttl_and_macs_rewritten() {
+fn a_router_holds_a_packet_for_an_unknown_neighbour_then_forwards_it_with_ttl_and_macs_rewritten() {
     let mut b = bench(ROUTER);
     let syn = c2s(1000, 0, SYN, 0);
-    assert!(b.send(INSIDE, syn.clone()).is_empty());
-    assert_eq!(b.dropped(DropReason::NoNeighbor), 1);
+    assert!(
+        b.send(INSIDE, syn).is_empty(),
+        "held while the MAC is resolved"
+    );
+    assert_eq!(b.counters.parked.get(), 1);
+    assert_eq!(b.dropped(DropReason::NoNeighbor), 0);
     let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
     assert_eq!(
         b.links.resolve,
@@ -258,12 +262,28 @@ fn a_router_asks_for_an_unknown_neighbour_then_forwards_with_ttl_and_macs_rewrit
         addr: server,
         mac: SERVER_MAC.0,
     });
-    let out = b.send(INSIDE, syn);
-    assert_eq!(out.len(), 1);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    let out = b.io.take_sent(OUTSIDE);
+    assert_eq!(out.len(), 1, "the first packet was not lost");
     let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE)
         .expect("a valid frame with a valid IPv4 checksum");
     assert_eq!(m.ttl, 63);
     assert_eq!(&out[0][..12], &[SERVER_MAC.0, FW_OUT_MAC].concat()[..]);
+}
+
+#[test]
+fn a_packet_for_a_neighbour_that_never_answers_is_dropped_after_a_second() {
+    let mut b = bench(ROUTER);
+    for i in 0..10 {
+        assert!(b.send(INSIDE, c2s(1000 + i, 0, SYN, 0)).is_empty());
+    }
+    assert_eq!(b.counters.parked.get(), 8, "a few per next hop");
+    assert_eq!(b.dropped(DropReason::NoNeighbor), 2);
+    b.now = b.now + Duration::secs(2);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert_eq!(b.dropped(DropReason::NoNeighbor), 10);
 }
 
 #[test]
@@ -731,6 +751,10 @@ fn a_routed_state_caches_its_next_hops_and_follows_a_neighbour_that_moves() {
     });
     b.links.resolve.clear();
     assert!(b.send(INSIDE, c2s(1011, 5001, ACK, 10)).is_empty());
-    assert_eq!(b.dropped(DropReason::NoNeighbor), 1);
+    assert_eq!(
+        b.counters.parked.get(),
+        1,
+        "held for resolution, not sent to the old MAC"
+    );
     assert_eq!(b.links.resolve.len(), 1);
 }

@@ -232,7 +232,10 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         let name = eal_args::ethdev_name(&port.device);
         let (eth, rx, tx) = EthPort::start(&eal, name, pool, &setup)
             .with_context(|| format!("starting port `{}` ({})", port.name, port.device))?;
-        infos.push(PortInfo { mac: eth.mac() });
+        infos.push(PortInfo {
+            mac: eth.mac(),
+            mtu: port.mtu,
+        });
         if is_sync {
             sync_queues = rx.into_iter().zip(tx).next();
             for w in 0..workers {

@@ -622,7 +622,10 @@ impl Simulation {
         let mut nodes = Vec::with_capacity(sc.nodes);
         for n in 0..sc.nodes {
             let profile = node_profile(sc, n)?;
-            let ports = NODE_MACS.iter().map(|&mac| PortInfo { mac }).collect();
+            let ports = NODE_MACS
+                .iter()
+                .map(|&mac| PortInfo { mac, mtu: 1500 })
+                .collect();
             let mut cfg = WorkerConfig::from_profile(&profile, 0, ports, (n as u64 + 1) << 40);
             if let Some(PushPolicy::Progress { quantum }) = &mut cfg.push {
                 *quantum = sc.quantum;

@@ -81,8 +81,13 @@ pub struct Bench {
 }
 
 pub fn profile(body: &str) -> Profile {
+    profile_with_mtu(body, 1500)
+}
+
+/// The test profile with the outside port's MTU set.
+pub fn profile_with_mtu(body: &str, outside_mtu: u16) -> Profile {
     let src = format!(
-        "node: {{name: fw, host-id: 0x0a000001}}\nports:\n  - {{name: inside, device: net_null0, addresses: [198.18.0.1/24]}}\n  - {{name: outside, device: net_null1, addresses: [198.19.0.1/24]}}\nworkers: {{cores: [0]}}\n{body}"
+        "node: {{name: fw, host-id: 0x0a000001}}\nports:\n  - {{name: inside, device: net_null0, addresses: [198.18.0.1/24]}}\n  - {{name: outside, device: net_null1, mtu: {outside_mtu}, addresses: [198.19.0.1/24]}}\nworkers: {{cores: [0]}}\n{body}"
     );
     tandem_config::parse(&src, "test").unwrap_or_else(|e| panic!("{}", e.report()))
 }
@@ -93,8 +98,22 @@ pub fn bench(body: &str) -> Bench {
 
 /// Worker `index` of `workers` (flows placed over them with the software table).
 pub fn bench_worker(body: &str, index: usize, workers: usize) -> Bench {
-    let p = profile(body);
-    let ports = vec![PortInfo { mac: FW_IN_MAC }, PortInfo { mac: FW_OUT_MAC }];
+    bench_of(profile(body), index, workers)
+}
+
+/// A single worker whose outside port has `mtu`.
+pub fn bench_with_mtu(body: &str, mtu: u16) -> Bench {
+    bench_of(profile_with_mtu(body, mtu), 0, 1)
+}
+
+fn bench_of(p: Profile, index: usize, workers: usize) -> Bench {
+    let macs = [FW_IN_MAC, FW_OUT_MAC];
+    let ports = p
+        .ports
+        .iter()
+        .zip(macs)
+        .map(|(port, mac)| PortInfo { mac, mtu: port.mtu })
+        .collect();
     let mut cfg = WorkerConfig::from_profile(&p, index, ports, 1 << 32);
     cfg.workers = workers;
     cfg.placement = tandem_dataplane::flow::Placement::new(workers, []);
