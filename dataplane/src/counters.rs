@@ -218,7 +218,7 @@ pub struct WorkerCounters {
     pub answers_limited: Counter,
     /// Answers not sent because the packet they would answer failed its transport checksum.
     pub answers_bad_checksum: Counter,
-    /// TCP segments whose flags were normalized (a FIN cleared from a SYN).
+    /// TCP segments normalized in flight (a FIN cleared from a SYN, reserved bits, a stray urgent pointer).
     pub normalized: Counter,
     /// Events pushed to the sync core.
     pub events: Counter,

@@ -953,20 +953,20 @@ impl<B: PacketBuf> Worker<B> {
         st.hops[side.index()] = slot;
     }
 
-    /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends and clears a FIN
-    /// from a SYN, rewriting the frame (and `m`) in place. Other packets pass untouched.
+    /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends, clears a FIN
+    /// from a SYN, the reserved bits and a stray urgent pointer, rewriting the frame (and `m`) in place.
+    /// Other packets pass untouched.
     fn normalize(&self, packet: &mut B, m: &mut PacketMeta) -> Result<(), DropReason> {
         let L4::Tcp(t) = &mut m.l4 else {
             return Ok(());
         };
         let flags = tcp::normalize_flags(t.flags.0).ok_or(DropReason::BadTcpFlags)?;
-        if flags != t.flags.0 {
-            t.flags = crate::wire::tcp::TcpFlags(flags);
-            let segment = packet
-                .as_mut()
-                .get_mut(usize::from(m.l4_offset)..)
-                .ok_or(DropReason::Malformed)?;
-            crate::wire::tcp::Packet::new_unchecked(segment).rewrite_flags(t.flags);
+        t.flags = crate::wire::tcp::TcpFlags(flags);
+        let segment = packet
+            .as_mut()
+            .get_mut(usize::from(m.l4_offset)..)
+            .ok_or(DropReason::Malformed)?;
+        if crate::wire::tcp::Packet::new_unchecked(segment).normalize(t.flags) {
             self.counters.normalized.inc();
         }
         Ok(())

@@ -473,3 +473,54 @@ fn synced_pass() -> Bench {
         "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\nsync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2]}\n",
     )
 }
+
+#[test]
+fn icmp_errors_pass_exactly_when_they_go_back_to_the_sender_and_quote_its_window() {
+    let mut b = bench(WIRE_PASS);
+    established(&mut b);
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let (client, server) = (st.peers[0], st.peers[1]);
+    let lo = client.seqlo.wrapping_sub(u32::from(server.max_win));
+    let hi = client.seqhi;
+    let elsewhere = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 254].into(),
+        [198, 18, 0, 99].into(),
+    );
+    // A deterministic spread of quoted sequence numbers around the window, to either destination.
+    let mut x: u32 = 0x9e37_79b9;
+    let (mut passed, mut refused) = (0, 0);
+    for i in 0..600u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let offset = (x % 400_000) as i64 - 200_000;
+        let seq = (i64::from(client.seqlo) + offset) as u32;
+        let to_sender = i % 3 != 0;
+        let router = if to_sender {
+            to_client_from(254)
+        } else {
+            elsewhere
+        };
+        let quote = c2s(seq, 5001, ACK, 100);
+        let fits = tandem_sync::seq::geq(hi, seq) && tandem_sync::seq::geq(seq, lo);
+        let out = b.send(OUTSIDE, unreachable(&router, &quote));
+        assert_eq!(
+            out.len() == 1,
+            to_sender && fits,
+            "seq {seq} (window {lo}..={hi}), to the sender: {to_sender}"
+        );
+        if out.is_empty() {
+            refused += 1;
+        } else {
+            passed += 1;
+        }
+    }
+    assert!(
+        passed > 50 && refused > 50,
+        "both outcomes exercised: {passed} / {refused}"
+    );
+    let (_, after) = b.worker.table().iter().next().expect("state");
+    assert_eq!(after.peers, [client, server], "errors never move the state");
+}

@@ -425,14 +425,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.data_mut()[field::OFFSET_FLAGS.start + 1] = flags.0;
     }
 
-    /// Replaces the flags and updates the checksum incrementally (RFC 1624), as a firewall that
-    /// normalizes a segment in flight does: the rest of the segment need not be read.
-    pub fn rewrite_flags(&mut self, flags: TcpFlags) {
+    /// pf's `pf_normalize_tcp` rewrite of a segment in flight: sets `flags`, clears the reserved bits and,
+    /// without URG, the urgent pointer, and updates the checksum incrementally (RFC 1624). Returns whether
+    /// anything changed. The header must have passed [`Packet::new_checked`].
+    pub fn normalize(&mut self, flags: TcpFlags) -> bool {
+        let mut sum = self.checksum();
+        let mut changed = false;
         let old = read_u16(&self.data()[field::OFFSET_FLAGS]);
-        self.set_flags(flags);
-        let new = read_u16(&self.data()[field::OFFSET_FLAGS]);
-        let sum = super::checksum::update(self.checksum(), old, new);
-        self.set_checksum(sum);
+        let new = (old & 0xf000) | u16::from(flags.0);
+        if new != old {
+            write_u16(&mut self.data_mut()[field::OFFSET_FLAGS], new);
+            sum = super::checksum::update(sum, old, new);
+            changed = true;
+        }
+        let urgent = self.urgent_at();
+        if !flags.contains(TcpFlags::URG) && urgent != 0 {
+            self.set_urgent_at(0);
+            sum = super::checksum::update(sum, urgent, 0);
+            changed = true;
+        }
+        if changed {
+            self.set_checksum(sum);
+        }
+        changed
     }
 
     /// Replaces the 32-bit word at `at` (header offset) and updates the checksum incrementally.
@@ -733,6 +748,34 @@ impl fmt::Display for TcpRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normalization_clears_reserved_bits_and_a_stray_urgent_pointer() {
+        use crate::wire::checksum::PseudoHeader;
+        let pseudo = PseudoHeader::V4 {
+            src: [192, 0, 2, 1].into(),
+            dst: [192, 0, 2, 2].into(),
+        };
+        let mut bytes = vec![0u8; 24];
+        {
+            let mut p = Packet::new_unchecked(&mut bytes);
+            p.set_header_len(20);
+            p.data_mut()[12] |= 0x0f; // reserved bits and NS
+            p.set_flags(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK);
+            p.set_urgent_at(77);
+            p.fill_checksum(&pseudo);
+        }
+        let mut p = Packet::new_checked(&mut bytes).expect("valid");
+        assert!(p.normalize(TcpFlags::SYN | TcpFlags::ACK));
+        assert_eq!(p.data()[12], 5 << 4);
+        assert_eq!(p.flags(), TcpFlags::SYN | TcpFlags::ACK);
+        assert_eq!(p.urgent_at(), 0);
+        assert!(p.verify_checksum(&pseudo));
+        assert!(
+            !p.normalize(TcpFlags::SYN | TcpFlags::ACK),
+            "a clean header stays as it is"
+        );
+    }
 
     #[test]
     fn modulation_shifts_seq_ack_and_sack_edges_and_keeps_the_checksum() {
