@@ -12,8 +12,8 @@ pub enum DropReason {
     Malformed,
     /// Not IPv4 or IPv6, in router mode.
     NotIp,
-    /// An IPv6 fragment other than the first: IPv6 fragments are not reassembled (see the worker's module
-    /// notes).
+    /// An IPv6 first fragment with extension headers after its fragment header, which the reassembly
+    /// does not place (see the worker's module notes).
     Fragment,
     /// No route to the destination.
     NoRoute,
@@ -208,9 +208,9 @@ pub struct WorkerCounters {
     pub parked: Counter,
     /// Packets fragmented to fit the egress port's MTU.
     pub fragmented: Counter,
-    /// IPv4 fragments held for reassembly.
+    /// Fragments held for reassembly.
     pub fragments_held: Counter,
-    /// IPv4 datagrams reassembled and checked whole.
+    /// Datagrams reassembled and checked whole.
     pub datagrams_reassembled: Counter,
     /// Packets handed to the worker that holds their state (ICMP errors a NIC's RSS misplaced).
     pub redirected: Counter,

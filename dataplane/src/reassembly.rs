@@ -1,4 +1,4 @@
-//! IPv4 fragment reassembly as pf does it by default (`set reassemble yes`): a worker holds the fragments
+//! IPv4 and IPv6 fragment reassembly as pf does it by default (`set reassemble yes`): a worker holds the fragments
 //! of a datagram until it has all of them, checks the whole datagram against its state and the rules as
 //! one packet, and then forwards or drops every fragment together. A fragment that overlaps another drops
 //! the whole datagram (pf's rule since overlapping fragments are an evasion technique, RFC 1858 section
@@ -66,18 +66,23 @@ pub enum Refusal {
     Malformed,
 }
 
+/// A datagram's name (RFC 791 section 3.2; RFC 8200 section 4.5): addresses in pf's layout (IPv4 in the
+/// first four bytes), protocol and identification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    src: [u8; 4],
-    dst: [u8; 4],
+    src: [u8; 16],
+    dst: [u8; 16],
     proto: u8,
-    id: u16,
+    id: u32,
 }
 
 impl Key {
     fn hash(&self) -> u64 {
-        let a =
-            u64::from(u32::from_be_bytes(self.src)) << 32 | u64::from(u32::from_be_bytes(self.dst));
+        let fold = |a: &[u8; 16]| {
+            let x = u128::from_be_bytes(*a);
+            (x as u64) ^ ((x >> 64) as u64)
+        };
+        let a = fold(&self.src) ^ fold(&self.dst).rotate_left(32);
         let b = u64::from(self.id) << 8 | u64::from(self.proto);
         let full = u128::from(a ^ b.rotate_left(40)) * 0x9e37_79b9_7f4a_7c15;
         (full as u64) ^ ((full >> 64) as u64)
@@ -136,8 +141,8 @@ impl<B> Reassembly<B> {
             datagrams: (0..MAX_DATAGRAMS)
                 .map(|_| Datagram {
                     key: Key {
-                        src: [0; 4],
-                        dst: [0; 4],
+                        src: [0; 16],
+                        dst: [0; 16],
                         proto: 0,
                         id: 0,
                     },
@@ -205,7 +210,9 @@ impl<B> Reassembly<B> {
         0
     }
 
-    /// Takes an IPv4 fragment (`m` describes it) received on a port the caller remembers with it.
+    /// Takes a fragment (`m` describes it). For IPv6 the caller has checked that a first fragment's
+    /// transport header follows its fragment header directly (then its transport payload is its
+    /// fragmentable part).
     /// `evicted` counts fragments of other datagrams dropped to make room.
     pub fn add(&mut self, packet: B, m: &PacketMeta, now: Instant, evicted: &mut usize) -> Added {
         let Some((start, len, last)) = range_of(m) else {
@@ -215,11 +222,11 @@ impl<B> Reassembly<B> {
             };
         };
         let key = Key {
-            src: [m.src[0], m.src[1], m.src[2], m.src[3]],
-            dst: [m.dst[0], m.dst[1], m.dst[2], m.dst[3]],
+            src: m.src,
+            dst: m.dst,
             proto: m.proto,
             id: match m.fragment {
-                Fragment::First { id } | Fragment::Later { id, .. } => id as u16,
+                Fragment::First { id } | Fragment::Later { id, .. } => id,
                 Fragment::None => 0,
             },
         };

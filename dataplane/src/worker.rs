@@ -5,10 +5,11 @@
 //! tables are sized at start, queues to other threads are bounded and a full one is counted.
 //!
 //! Policies worth knowing:
-//! - Fragments: IPv4 fragments are reassembled as pf does by default ([`crate::reassembly`]): held until
-//!   the datagram is whole, checked whole, then forwarded or dropped together; overlaps, limits and
-//!   timeouts drop the datagram. IPv6 fragments are not reassembled yet: the first is classified like
-//!   any packet, later ones are dropped and counted (`drop_fragment`).
+//! - Fragments are reassembled as pf does by default ([`crate::reassembly`]): held until the datagram is
+//!   whole, checked whole, then forwarded or dropped together; overlaps, limits and timeouts drop the
+//!   datagram. An IPv6 first fragment with extension headers after its fragment header is dropped
+//!   (`drop_fragment`). Packets larger than the egress MTU are fragmented (IPv4 without DF) or answered
+//!   with an ICMP "too big"; packets for a next hop being resolved wait for it, a few per hop.
 //! - Rules are evaluated once, at ingress, knowing the egress port (after the route lookup); a rule's
 //!   `direction` says which of the two ports it refers to.
 //! - States are floating (not bound to a port), like pf's default.
@@ -570,13 +571,16 @@ impl<B: PacketBuf> Worker<B> {
         if router && !self.addressed_to_us(packet.as_ref(), &m, ingress) {
             return self.drop_packet(DropReason::NotForUs);
         }
-        if m.class == EtherClass::Ipv4 && m.fragment != Fragment::None {
+        if m.fragment != Fragment::None {
+            if !reassemblable(packet.as_ref(), &m) {
+                return self.drop_packet(DropReason::Fragment);
+            }
             return self.reassemble(io, links, packet, m, ingress, now);
         }
         self.handle(io, links, packet, m, flow, ingress, now);
     }
 
-    /// An IPv4 fragment: held until its datagram is whole, which then goes through [`Worker::handle`] as
+    /// A fragment: held until its datagram is whole, which then goes through [`Worker::handle`] as
     /// one packet, its first fragment leading and the others following its fate.
     fn reassemble<IO, L>(
         &mut self,
@@ -735,9 +739,6 @@ impl<B: PacketBuf> Worker<B> {
             }
             (Forwarding::Router, None) => return self.drop_packet(DropReason::NoRoute),
         };
-        if matches!(m.fragment, Fragment::Later { .. }) {
-            return self.drop_packet(DropReason::Fragment);
-        }
 
         if let Transport::IcmpError { quoted } = transport {
             // A NIC hashes an ICMP error by its outer addresses: the quoted flow's state may be another
@@ -1821,6 +1822,33 @@ impl<B: PacketBuf> Worker<B> {
             self.release(update.name);
         }
         event
+    }
+}
+
+/// Whether the reassembly can place this fragment: always for IPv4; for IPv6, unless a first fragment has
+/// extension headers after its fragment header (RFC 8200 allows them; they are rare), since its
+/// fragmentable part then starts before the transport header.
+fn reassemblable(frame: &[u8], m: &PacketMeta) -> bool {
+    use crate::wire::ipv6;
+    match (m.class, m.fragment) {
+        (EtherClass::Ipv6, Fragment::First { .. }) => {
+            let l3 = usize::from(m.l3_offset);
+            let Some(ip) = frame
+                .get(l3..)
+                .and_then(|b| ipv6::Packet::new_checked(b).ok())
+            else {
+                return false;
+            };
+            let mut last = None;
+            for header in ipv6::ExtensionHeaders::new(ip.next_header(), ip.payload()) {
+                match header {
+                    Ok(h) => last = Some(h.kind),
+                    Err(_) => return false,
+                }
+            }
+            last == Some(crate::wire::ip::protocol::IPV6_FRAGMENT)
+        }
+        _ => true,
     }
 }
 

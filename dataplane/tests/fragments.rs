@@ -250,3 +250,50 @@ fn a_dont_fragment_packet_too_large_is_answered_with_fragmentation_needed() {
         "back to the hop it came from"
     );
 }
+
+#[test]
+fn ipv6_fragments_are_reassembled_and_checked_whole_too() {
+    use tandem_dataplane::wire::ipv6::FragmentHeader;
+    let mut b = bench(
+        "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\n",
+    );
+    let ends = Endpoints::v6(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        "2001:db8:1::10".parse().expect("v6"),
+        "2001:db8:2::53".parse().expect("v6"),
+    );
+    let whole = build::udp(
+        &ends,
+        &UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        },
+        &[9u8; 1000],
+    )
+    .expect("builds");
+    let upper = &whole[14 + 40..];
+    let frags: Vec<Vec<u8>> = (0..upper.len())
+        .step_by(512)
+        .map(|start| {
+            let end = (start + 512).min(upper.len());
+            let mut payload = vec![0u8; 8];
+            FragmentHeader {
+                next_header: 17,
+                offset: start as u16,
+                more_frags: end < upper.len(),
+                ident: 0x0102_0304,
+            }
+            .emit(&mut payload);
+            payload.extend_from_slice(&upper[start..end]);
+            build::ip(&ends, 44, &payload).expect("builds")
+        })
+        .collect();
+    assert_eq!(frags.len(), 2);
+    assert!(b.send(INSIDE, frags[1].clone()).is_empty(), "held");
+    let out = b.send(INSIDE, frags[0].clone());
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0], frags[0]);
+    assert_eq!(b.worker.table().len(), 1);
+    assert_eq!(b.counters.datagrams_reassembled.get(), 1);
+}
