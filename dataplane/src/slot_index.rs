@@ -1,5 +1,6 @@
 //! A hash index from keys to slab slots that is sized once and never grows, rehashes or allocates: open
-//! addressing with linear probing over at least twice as many buckets as it may hold, and deletion by
+//! addressing with linear probing over at least a third more buckets than it may hold (a load of at most
+//! 3/4, where linear probing's runs stay short), and deletion by
 //! backward shift (Knuth, TAOCP vol. 3, 6.4, algorithm R), which leaves no tombstones behind. A general
 //! hash table (hashbrown's, say) marks deleted buckets and, once churn has used up its headroom, rehashes
 //! or reallocates on the next insert: on a worker that is a stall, or an allocation, in the packet path.
@@ -37,7 +38,7 @@ impl SlotIndex {
             limit < 1 << 31,
             "a slot index holds fewer than 2^31 entries"
         );
-        let buckets = (limit.max(8) * 2).next_power_of_two();
+        let buckets = (limit.max(8) + limit.max(8) / 3 + 1).next_power_of_two();
         SlotIndex {
             buckets: vec![FREE; buckets],
             mask: buckets - 1,

@@ -659,6 +659,7 @@ impl<B: PacketBuf> Worker<B> {
 
     /// Handles a whole packet (or the first fragment of a reassembled datagram, described as the whole).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn handle<IO, L>(
         &mut self,
         io: &mut IO,
@@ -976,9 +977,10 @@ impl<B: PacketBuf> Worker<B> {
     /// A state a pf peer created with `modulate state` carries sequence offsets (`seqdiff`): this node,
     /// now on the flow's path, must go on translating as pf did, or both ends see numbers they never
     /// sent. Tandem creates no modulated states itself, so this is a no-op for its own.
+    #[inline]
     fn modulate(&self, packet: &mut B, m: &PacketMeta, index: u32, src_first: bool) {
         let st = self.table.get(index);
-        if st.tracking != Tracking::Tcp {
+        if st.tracking != Tracking::Tcp || (st.peers[0].seqdiff | st.peers[1].seqdiff) == 0 {
             return;
         }
         let side = st.side_of(src_first);
@@ -999,6 +1001,7 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     /// Runs the packet against its state; `Err` says what to do instead of forwarding it.
+    #[inline(always)]
     fn track<L: WorkerLinks<B>>(
         &mut self,
         links: &mut L,
@@ -1215,13 +1218,17 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
-        if self.refuse_too_big(io, &packet, ingress, egress, now) {
+        if !self.fits_at_once(&packet, egress)
+            && self.refuse_too_big(io, &packet, ingress, egress, now)
+        {
             return;
         }
         match self.prepare(links, &mut packet, m, egress, hop, now) {
             Ok(()) => {
                 self.send_out(io, packet, egress);
-                self.forward_followers(io, links, m, ingress, egress, hop, now);
+                if !self.followers.is_empty() {
+                    self.forward_followers(io, links, m, ingress, egress, hop, now);
+                }
             }
             Err(DropReason::NoNeighbor) => {
                 self.park(packet, m, egress, hop, now);
@@ -1329,10 +1336,23 @@ impl<B: PacketBuf> Worker<B> {
         true
     }
 
+    /// Whether a frame is short enough for `egress` without looking into it: no longer than the port's
+    /// MTU plus an Ethernet header. Only longer frames are parsed for their IP length.
+    #[inline(always)]
+    fn fits_at_once(&self, packet: &B, egress: PortId) -> bool {
+        self.cfg
+            .ports
+            .get(usize::from(egress.0))
+            .is_some_and(|p| packet.as_ref().len() <= usize::from(p.mtu) + 14)
+    }
+
     /// Queues a prepared packet on `egress`, in fragments if it is larger than the port's MTU (what
     /// [`Worker::refuse_too_big`] let through may be fragmented, RFC 791).
+    #[inline]
     fn send_out<IO: PortIo<Buf = B>>(&mut self, io: &mut IO, packet: B, egress: PortId) {
-        if let Some((mtu, m)) = self.oversize(packet.as_ref(), egress) {
+        if !self.fits_at_once(&packet, egress)
+            && let Some((mtu, m)) = self.oversize(packet.as_ref(), egress)
+        {
             return self.fragment_out(io, &packet, &m, egress, mtu);
         }
         let queue = &mut self.tx[usize::from(egress.0)];
