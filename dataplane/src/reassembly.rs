@@ -352,23 +352,12 @@ impl<B> Reassembly<B> {
         let Some(slot) = self.complete.take() else {
             return;
         };
-        let d = &mut self.datagrams[slot as usize];
-        for i in 0..d.pieces.len() {
-            let piece = d.pieces[i];
+        for piece in &self.datagrams[slot as usize].pieces {
             if let Some(packet) = self.held[piece.slot as usize].take() {
                 each(packet);
             }
         }
-        // The pieces' slots are free now; `discard` returns them.
-        let d = &mut self.datagrams[slot as usize];
-        for piece in d.pieces.drain(..) {
-            self.free_held.push(piece.slot);
-        }
-        d.live = false;
-        d.generation = d.generation.wrapping_add(1);
-        let hash = d.key.hash();
-        self.index.remove(hash, slot);
-        self.free.push(slot);
+        self.discard(slot);
     }
 
     /// Drops datagrams that waited past [`FRAGMENT_TIMEOUT`]; returns how many fragments went.

@@ -506,36 +506,17 @@ impl<B: PacketBuf> Worker<B> {
     fn look(&self, frame: &[u8]) -> Look {
         let meta = meta::parse_meta(frame, self.cfg.checksum);
         let flow = match &meta {
-            Ok(m) if !matches!(m.fragment, Fragment::Later { .. }) => {
-                m.family().and_then(|family| {
-                    if matches!(
+            Ok(m)
+                if !matches!(m.fragment, Fragment::Later { .. })
+                    && !matches!(
                         m.l4,
                         L4::Icmp(IcmpMeta {
                             kind: IcmpKind::Error(_),
                             ..
                         })
-                    ) {
-                        return None;
-                    }
-                    let (sport, dport) = ports_of(m);
-                    let src = Endpoint {
-                        addr: m.src,
-                        port: sport,
-                    };
-                    let dst = Endpoint {
-                        addr: m.dst,
-                        port: dport,
-                    };
-                    let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
-                    let hash = key.table_hash();
-                    let index = self.table.find(&key, hash);
-                    Some(FlowLook {
-                        key,
-                        src_first,
-                        hash,
-                        index,
-                    })
-                })
+                    ) =>
+            {
+                self.flow_of(m)
             }
             _ => None,
         };
@@ -634,7 +615,8 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// The flow of a whole datagram and its state, as [`Worker::look`] finds them for a packet.
+    /// The flow of a packet (or of a whole datagram) and where its state is.
+    #[inline(always)]
     fn flow_of(&self, m: &PacketMeta) -> Option<FlowLook> {
         let family = m.family()?;
         let (sport, dport) = ports_of(m);
