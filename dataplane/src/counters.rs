@@ -194,6 +194,9 @@ pub struct WorkerCounters {
     pub states_from_peers: Counter,
     /// States that expired.
     pub states_expired: Counter,
+    /// States of connections closed on both sides replaced by a new connection on the same ports (a SYN
+    /// here, or a peer's insert of the new connection).
+    pub states_reopened: Counter,
     /// Peer inserts of a flow this worker already had under another name, merged into it.
     pub states_merged_on_insert: Counter,
     /// States removed by peers (delete or clear).
@@ -250,6 +253,7 @@ impl WorkerCounters {
             states_created: Counter::default(),
             states_from_peers: Counter::default(),
             states_expired: Counter::default(),
+            states_reopened: Counter::default(),
             states_merged_on_insert: Counter::default(),
             states_removed_by_peers: Counter::default(),
             state_hits: Counter::default(),
@@ -297,6 +301,7 @@ impl WorkerCounters {
                 self.states_from_peers.get(),
             ),
             ("states_expired".to_string(), self.states_expired.get()),
+            ("states_reopened".to_string(), self.states_reopened.get()),
             (
                 "states_merged_on_insert".to_string(),
                 self.states_merged_on_insert.get(),

@@ -130,6 +130,8 @@ impl AnswerBudget {
 enum Refused {
     /// Dropped and counted.
     Drop(DropReason),
+    /// A new SYN on a connection closed on both sides: the old state is gone and the SYN opens anew.
+    Reopen,
     /// A SYN on an established connection: dropped, answered with a challenge ACK carrying these numbers.
     Challenge { seq: u32, ack: u32 },
 }
@@ -750,7 +752,6 @@ impl<B: PacketBuf> Worker<B> {
             return self.forward(io, links, packet, &m, ingress, egress, hop, now);
         }
 
-        let (sport, dport) = ports_of(&m);
         let Some(FlowLook { key, src_first, .. }) = flow else {
             // `look` computes the flow of every IP packet that is neither a later fragment nor an ICMP
             // error, and both were handled above.
@@ -777,9 +778,47 @@ impl<B: PacketBuf> Worker<B> {
                     }
                     self.drop_packet(DropReason::SynOnEstablished)
                 }
+                // The old connection is gone: this SYN opens the new one, through the rules below.
+                Err(Refused::Reopen) => {
+                    return self.open(
+                        io, links, packet, &m, ingress, egress, hop, key, src_first, frame_len,
+                        transport, now,
+                    );
+                }
             }
             return;
         }
+        self.open(
+            io, links, packet, &m, ingress, egress, hop, key, src_first, frame_len, transport, now,
+        )
+    }
+
+    /// A packet of no state: the rules decide, and a pass with state creates one (deferred while peers
+    /// learn of it, when deferral is on).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn open<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        packet: B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<Hop>,
+        key: FlowKey,
+        src_first: bool,
+        frame_len: usize,
+        transport: Transport,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let Some(family) = m.family() else {
+            return self.drop_packet(DropReason::NotIp);
+        };
+        let (sport, dport) = ports_of(m);
 
         let input = RuleInput {
             ingress,
@@ -1007,10 +1046,12 @@ impl<B: PacketBuf> Worker<B> {
                     return Err(Refused::Challenge { seq, ack });
                 }
                 Err(TcpRefusal::ReuseOfClosed) => {
-                    // pf drops this SYN and forgets the old connection; the retransmitted SYN opens anew.
+                    // pf drops this SYN and forgets the old connection, so the sender's retransmission a
+                    // second later opens anew; the SYN itself may open it (see `Refused::Reopen`).
                     let gone = self.table.remove(index);
                     self.report_delete(links, &gone);
-                    return Err(Refused::Drop(DropReason::BlockedByDefault));
+                    self.counters.states_reopened.inc();
+                    return Err(Refused::Reopen);
                 }
             },
             (Tracking::IcmpEcho, Transport::IcmpEcho(request))
@@ -1704,7 +1745,16 @@ impl<B: PacketBuf> Worker<B> {
         links: &mut L,
         index: u32,
         record: &StateRecord,
+        now: Instant,
     ) {
+        if reopens(self.table.get(index), record) {
+            // The peer saw a new connection on the ports of one closed on both sides, as this node would
+            // have on its SYN: the old state goes here too, whichever of its delete and this insert
+            // arrives first, and the new one takes its place.
+            self.table.remove(index);
+            self.counters.states_reopened.inc();
+            return self.insert_from_peer(*record, now);
+        }
         let st = self.table.get_mut(index);
         merge_into(st, &record.peers);
         let ours = StateName {
@@ -1733,18 +1783,16 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     fn peer_insert<L: WorkerLinks<B>>(&mut self, links: &mut L, record: StateRecord, now: Instant) {
-        let src = Endpoint {
-            addr: record.addr[0],
-            port: record.port[0],
-        };
-        let dst = Endpoint {
-            addr: record.addr[1],
-            port: record.port[1],
-        };
-        let (key, initiator_first) = FlowKey::of_packet(record.family, record.proto, src, dst);
+        let (key, _) = key_of_record(&record);
         if let Some(index) = self.table.find(&key, key.table_hash()) {
-            return self.merge_colliding_insert(links, index, &record);
+            return self.merge_colliding_insert(links, index, &record, now);
         }
+        self.insert_from_peer(record, now);
+    }
+
+    /// Inserts a peer's state for a flow this node has no state of.
+    fn insert_from_peer(&mut self, record: StateRecord, now: Instant) {
+        let (key, initiator_first) = key_of_record(&record);
         let tracking = match record.proto {
             6 => Tracking::Tcp,
             17 => Tracking::Udp,
@@ -1881,6 +1929,32 @@ fn demodulate_quote(frame: &mut [u8], m: &PacketMeta, seqdiff: u32) {
     }
     frame[at..at + 4].copy_from_slice(&new.to_be_bytes());
     frame[sum_at..sum_at + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// A peer's state's flow key, and whether its initiator is the key's first endpoint.
+pub fn key_of_record(record: &StateRecord) -> (FlowKey, bool) {
+    let src = Endpoint {
+        addr: record.addr[0],
+        port: record.port[0],
+    };
+    let dst = Endpoint {
+        addr: record.addr[1],
+        port: record.port[1],
+    };
+    FlowKey::of_packet(record.family, record.proto, src, dst)
+}
+
+/// Whether a peer's insert of a flow this node holds is a new connection on the ports of one closed on
+/// both sides here (the peer's SYN met the old state as [`TcpRefusal::ReuseOfClosed`]): a TCP state whose
+/// initiator has sent only its SYN and whose responder has not spoken.
+fn reopens(st: &State, record: &StateRecord) -> bool {
+    use tandem_sync::state::tcp_state::{FIN_WAIT_2, SYN_SENT};
+    st.tracking == Tracking::Tcp
+        && record.proto == 6
+        && st.peers.iter().all(|p| p.state >= FIN_WAIT_2)
+        && record.peers[0].state == SYN_SENT
+        && record.peers[1].state < SYN_SENT
+        && (st.creator, st.id) != (record.name.creator, record.name.id)
 }
 
 /// pf moves a side from CLOSING to FIN_WAIT_2 when the other side acknowledges. On an asymmetric path the

@@ -639,14 +639,15 @@ fn a_state_removed_early_in_a_burst_is_not_used_by_the_packets_after_it() {
     assert_eq!(b.send(OUTSIDE, s2c(5001, 1002, fin_ack, 0)).len(), 1);
     assert_eq!(b.send(INSIDE, c2s(1002, 5002, ACK, 0)).len(), 1);
     assert_eq!(b.worker.table().len(), 1);
-    // A new connection on the same ports: pf drops the first SYN and forgets the closed state, and the
-    // retransmission right behind it in the same burst opens a fresh one.
+    // A new connection on the same ports: the first SYN replaces the closed state with a fresh one, and
+    // the retransmission right behind it in the same burst meets the fresh one, not the removed index.
     let syn = c2s(90000, 0, SYN, 0);
     let out = send_burst(&mut b, INSIDE, &[syn.clone(), syn.clone()]);
-    assert_eq!(out, [syn]);
+    assert_eq!(out, [syn.clone(), syn]);
     assert_eq!(b.worker.table().len(), 1);
     assert_eq!(b.counters.states_created.get(), 2);
-    assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
+    assert_eq!(b.counters.states_reopened.get(), 1);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 0);
 }
 
 /// This node made a state for the client's SYN; a peer inserts the same flow under `peer_creator`.
@@ -757,4 +758,93 @@ fn a_routed_state_caches_its_next_hops_and_follows_a_neighbour_that_moves() {
         "held for resolution, not sent to the old MAC"
     );
     assert_eq!(b.links.resolve.len(), 1);
+}
+
+/// A connection through this node, closed on both sides (FIN_WAIT_2:FIN_WAIT_2).
+fn closed_connection(b: &mut Bench) {
+    let fin_ack = TcpFlags::FIN | TcpFlags::ACK;
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    b.send(INSIDE, c2s(1001, 5001, fin_ack, 0));
+    b.send(OUTSIDE, s2c(5001, 1002, fin_ack, 0));
+    assert_eq!(b.send(INSIDE, c2s(1002, 5002, ACK, 0)).len(), 1);
+}
+
+#[test]
+fn a_new_connection_on_the_ports_of_a_closed_one_connects_on_its_first_syn() {
+    let mut b = synced(false);
+    closed_connection(&mut b);
+    let (_, old) = b.worker.table().iter().next().expect("the closed state");
+    let old = StateName {
+        creator: old.creator,
+        id: old.id,
+    };
+    b.links.events.clear();
+    let syn = c2s(7_000_000, 0, SYN, 0);
+    assert_eq!(
+        b.send(INSIDE, syn.clone()),
+        [syn],
+        "not lost: no 1 s retransmission"
+    );
+    assert_eq!(
+        b.send(OUTSIDE, s2c(9_000_000, 7_000_001, syn_ack(), 0))
+            .len(),
+        1
+    );
+    let (_, new) = b.worker.table().iter().next().expect("the new state");
+    assert_ne!(new.id, old.id);
+    assert_eq!(b.counters.states_reopened.get(), 1);
+    // Peers hear of both: the old state's delete before the new one's insert.
+    let deleted = b
+        .links
+        .events
+        .iter()
+        .position(|e| *e == LocalEvent::Deleted { name: old });
+    let inserted = b
+        .links
+        .events
+        .iter()
+        .position(|e| matches!(e, LocalEvent::Inserted { .. }));
+    assert!(
+        matches!((deleted, inserted), (Some(d), Some(i)) if d < i),
+        "{:?}",
+        b.links.events
+    );
+}
+
+#[test]
+fn a_peers_insert_of_a_new_connection_replaces_the_closed_state_here_too() {
+    // Node A sees the new SYN; this node (B) still holds the old, closed connection.
+    let mut a = synced(false);
+    closed_connection(&mut a);
+    a.links.events.clear();
+    a.send(INSIDE, c2s(7_000_000, 0, SYN, 0));
+    let record = a
+        .links
+        .events
+        .iter()
+        .find_map(|e| match e {
+            LocalEvent::Inserted { record, .. } => Some(*record),
+            _ => None,
+        })
+        .expect("the new state's insert");
+    let mut b = synced(false);
+    closed_connection(&mut b);
+    b.links.ops.push_back(PeerOp::Insert { record, ack: true });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(
+        b.links
+            .events
+            .contains(&LocalEvent::PeerInserted { name: record.name })
+    );
+    assert_eq!(b.counters.states_reopened.get(), 1);
+    // The server's answer to the new SYN comes back through B: it passes.
+    assert_eq!(
+        b.send(OUTSIDE, s2c(9_000_000, 7_000_001, syn_ack(), 0))
+            .len(),
+        1
+    );
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    assert_eq!((st.creator, st.id), (record.name.creator, record.name.id));
 }

@@ -85,16 +85,7 @@ fn pin_to_core(core: usize) -> Result<()> {
 /// dispatch and the NICs' programmed tables use.
 fn shard_of(placement: Placement) -> impl Fn(&StateRecord) -> usize + Send {
     move |record: &StateRecord| {
-        let src = tandem_dataplane::flow::Endpoint {
-            addr: record.addr[0],
-            port: record.port[0],
-        };
-        let dst = tandem_dataplane::flow::Endpoint {
-            addr: record.addr[1],
-            port: record.port[1],
-        };
-        let (key, _) =
-            tandem_dataplane::flow::FlowKey::of_packet(record.family, record.proto, src, dst);
+        let (key, _) = tandem_dataplane::worker::key_of_record(record);
         placement.worker_of_key(&key)
     }
 }

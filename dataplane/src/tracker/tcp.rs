@@ -202,11 +202,17 @@ pub fn track(
     let mut dst = peers[dst_i];
 
     // pf_test_state: a SYN on a connection closed on both sides starts a new connection on the same ports.
+    // One inside the old connection's window is rather a late duplicate of its own SYN: it goes, the
+    // state stays (pf would purge the state for it too).
     if seg.flags & (flags::SYN | flags::ACK) == flags::SYN
         && src.state >= tcp_state::FIN_WAIT_2
         && dst.state >= tcp_state::FIN_WAIT_2
     {
-        return Err(TcpRefusal::ReuseOfClosed);
+        return Err(if quoted_segment_fits(peers, from, seg.seq) {
+            TcpRefusal::OutOfWindow
+        } else {
+            TcpRefusal::ReuseOfClosed
+        });
     }
     // pf_test_state: a SYN on a connection both sides have established is not a new connection and must
     // neither pass nor move the window (an in-window forged SYN would otherwise pass, since a segment
@@ -639,6 +645,19 @@ mod tests {
             assert_eq!(normalize_flags(good), Some(good), "flags {good:#04x}");
         }
         assert_eq!(normalize_flags(SYN | FIN | ACK), Some(SYN | ACK));
+    }
+
+    #[test]
+    fn a_late_duplicate_syn_inside_a_closed_connections_window_does_not_reopen_it() {
+        let mut peers = established();
+        peers[0].state = tcp_state::TIME_WAIT;
+        peers[1].state = tcp_state::TIME_WAIT;
+        let before = peers;
+        assert_eq!(
+            track(&mut peers, C, &seg(1000, 0, SYN, 65535, 0)),
+            Err(TcpRefusal::OutOfWindow)
+        );
+        assert_eq!(peers, before);
     }
 
     #[test]
