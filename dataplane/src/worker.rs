@@ -829,7 +829,7 @@ impl<B: PacketBuf> Worker<B> {
             dst: m.dst,
             sport,
             dport,
-            icmp: icmp_type_code(&m),
+            icmp: icmp_type_code(m),
             tcp_flags: match transport {
                 Transport::Tcp(seg) => Some(seg.flags),
                 _ => None,
@@ -844,7 +844,7 @@ impl<B: PacketBuf> Worker<B> {
         match decision.verdict {
             Verdict::Block { answer } => {
                 if answer {
-                    self.answer_blocked(io, &packet, ingress, &m, now);
+                    self.answer_blocked(io, &packet, ingress, m, now);
                 }
                 let reason = if decision.rule.is_some() {
                     DropReason::BlockedByRule
@@ -858,7 +858,7 @@ impl<B: PacketBuf> Worker<B> {
             } if m.ip_options => self.drop_packet(DropReason::IpOptions),
             Verdict::Pass {
                 keep_state: false, ..
-            } => self.forward(io, links, packet, &m, ingress, egress, hop, now),
+            } => self.forward(io, links, packet, m, ingress, egress, hop, now),
             Verdict::Pass {
                 keep_state: true, ..
             } if matches!(transport, Transport::IcmpEcho(false)) => {
@@ -928,15 +928,15 @@ impl<B: PacketBuf> Worker<B> {
                             };
                             self.table.get_mut(index).origin |= origin::DEFERRED;
                             return self.forward_held(
-                                io, links, packet, &m, ingress, egress, hop, now, name,
+                                io, links, packet, m, ingress, egress, hop, now, name,
                             );
                         }
-                        self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                        self.forward(io, links, packet, m, ingress, egress, hop, now)
                     }
                     Err(InsertError::Full) => self.drop_packet(DropReason::StateLimit),
                     // Cannot happen for a key we just looked up, nor for a fresh id; treat as a hit.
                     Err(InsertError::KeyExists(_) | InsertError::IdExists(_)) => {
-                        self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                        self.forward(io, links, packet, m, ingress, egress, hop, now)
                     }
                 }
             }
