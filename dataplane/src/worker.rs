@@ -526,6 +526,7 @@ impl<B: PacketBuf> Worker<B> {
     }
 
     /// Classifies and handles one received packet, with what [`Worker::look`] learned of it.
+    #[inline(always)]
     fn process<IO, L>(
         &mut self,
         io: &mut IO,
@@ -565,6 +566,8 @@ impl<B: PacketBuf> Worker<B> {
 
     /// A fragment: held until its datagram is whole, which then goes through [`Worker::handle`] as
     /// one packet, its first fragment leading and the others following its fate.
+    #[cold]
+    #[inline(never)]
     fn reassemble<IO, L>(
         &mut self,
         io: &mut IO,
@@ -979,12 +982,17 @@ impl<B: PacketBuf> Worker<B> {
     /// pf's `pf_normalize_tcp` on a TCP segment: refuses flag combinations no stack sends, clears a FIN
     /// from a SYN, the reserved bits and a stray urgent pointer, rewriting the frame (and `m`) in place.
     /// Other packets pass untouched.
+    #[inline(always)]
     fn normalize(&self, packet: &mut B, m: &mut PacketMeta) -> Result<(), DropReason> {
         let L4::Tcp(t) = &mut m.l4 else {
             return Ok(());
         };
         let flags = tcp::normalize_flags(t.flags.0).ok_or(DropReason::BadTcpFlags)?;
+        if flags == t.flags.0 && !t.stray_bits {
+            return Ok(());
+        }
         t.flags = crate::wire::tcp::TcpFlags(flags);
+        t.stray_bits = false;
         let segment = packet
             .as_mut()
             .get_mut(usize::from(m.l4_offset)..)
@@ -998,7 +1006,7 @@ impl<B: PacketBuf> Worker<B> {
     /// A state a pf peer created with `modulate state` carries sequence offsets (`seqdiff`): this node,
     /// now on the flow's path, must go on translating as pf did, or both ends see numbers they never
     /// sent. Tandem creates no modulated states itself, so this is a no-op for its own.
-    #[inline]
+    #[inline(always)]
     fn modulate(&self, packet: &mut B, m: &PacketMeta, index: u32, src_first: bool) {
         let st = self.table.get(index);
         if st.tracking != Tracking::Tcp || (st.peers[0].seqdiff | st.peers[1].seqdiff) == 0 {
@@ -1241,14 +1249,21 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
-        if !self.fits_at_once(&packet, egress)
-            && self.refuse_too_big(io, &packet, ingress, egress, now)
-        {
+        let fits = self.fits_at_once(&packet, egress);
+        if !fits && self.refuse_too_big(io, &packet, ingress, egress, now) {
             return;
         }
-        match self.prepare(links, &mut packet, m, egress, hop, now) {
+        let prepared = match hop {
+            None => Ok(()),
+            Some(_) => self.prepare(links, &mut packet, m, egress, hop, now),
+        };
+        match prepared {
             Ok(()) => {
-                self.send_out(io, packet, egress);
+                if fits {
+                    self.tx[usize::from(egress.0)].push(packet);
+                } else {
+                    self.send_out(io, packet, egress);
+                }
                 if !self.followers.is_empty() {
                     self.forward_followers(io, links, m, ingress, egress, hop, now);
                 }

@@ -110,6 +110,8 @@ pub struct TcpMeta {
     pub payload_len: u16,
     /// The options, parsed only when SYN is set.
     pub syn_options: Option<SynOptions>,
+    /// Reserved header bits set, or an urgent pointer without URG: what pf's normalization clears.
+    pub stray_bits: bool,
 }
 
 /// A UDP datagram's header.
@@ -677,6 +679,7 @@ fn parse_tcp(bytes: &[u8]) -> Result<TcpMeta, Malformed> {
         window: tcp.window_len(),
         payload_len: tcp.payload().len() as u16,
         syn_options: flags.syn().then(|| syn_options(tcp.options())),
+        stray_bits: tcp.has_stray_bits(),
     })
 }
 
@@ -907,6 +910,7 @@ mod tests {
                 window: 63,
                 payload_len: 7,
                 syn_options: None,
+                stray_bits: false,
             })
         );
         assert_eq!(meta.ports(), Some((35726, 80)));

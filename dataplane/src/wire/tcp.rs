@@ -364,6 +364,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
         read_u16(&self.data()[field::URGENT])
     }
 
+    /// Whether the header carries what pf's normalization clears: reserved bits, or an urgent pointer
+    /// without URG.
+    #[inline]
+    pub fn has_stray_bits(&self) -> bool {
+        self.data()[field::OFFSET_FLAGS.start] & 0x0f != 0
+            || (!self.flags().contains(TcpFlags::URG) && self.urgent_at() != 0)
+    }
+
     /// The options area, unparsed.
     #[inline]
     pub fn options(&self) -> &[u8] {
@@ -414,7 +422,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u32(&mut self.data_mut()[field::ACK_NUM], value);
     }
 
-    /// Sets the header length in bytes (a multiple of four, 20 to 60), clearing the reserved bits. Moves
+
     /// the payload.
     pub fn set_header_len(&mut self, len: usize) {
         self.data_mut()[field::OFFSET_FLAGS.start] = ((len / 4) as u8 & 0x0f) << 4;
