@@ -111,6 +111,9 @@ sym=$(iperf -t "$secs")
 echo "   $sym Mbit/s"
 
 drops_before=$(sum_counter counters drop_out_of_window)
+held_before=$(sum_counter sync held)
+released_before=$(sum_counter sync hold_released)
+timeouts_before=$(sum_counter sync hold_timeout)
 sync_pk_before=$(sum_counter sync packets_out)
 sync_by_before=$(sum_counter sync bytes_out)
 
@@ -138,9 +141,12 @@ else
 fi
 [ "${asym%.*}" -gt 0 ] || fail "no throughput on the asymmetric path"
 drops=$(( $(sum_counter counters drop_out_of_window) - drops_before ))
+held=$(( $(sum_counter sync held) - held_before ))
+released=$(( $(sum_counter sync hold_released) - released_before ))
+timeouts=$(( $(sum_counter sync hold_timeout) - timeouts_before ))
 sync_pk=$(( $(sum_counter sync packets_out) - sync_pk_before ))
 sync_by=$(( $(sum_counter sync bytes_out) - sync_by_before ))
-echo "   window drops $drops, sync traffic $sync_pk packets, $sync_by bytes"
+echo "   window drops $drops, held for the sync $held ($released passed after the update, $timeouts timed out), sync traffic $sync_pk packets, $sync_by bytes"
 
 echo "== $conns short connections on the asymmetric path (deferral on)"
 deferred_before=$(counter a sync deferred)
@@ -207,6 +213,7 @@ else
   for l in "${asym_list[@]}"; do printf '%-36s %s Mbit/s\n' "iperf3 via ${l% *}" "${l##* }"; done
 fi
 printf '%-36s %s (target 0)\n' "window drops, asymmetric runs" "$drops"
+printf '%-36s %s held, %s passed after the update, %s timed out\n' "held for the sync (hold-and-recheck)" "$held" "$released" "$timeouts"
 printf '%-36s %s packets, %s bytes\n' "sync traffic, asymmetric runs" "$sync_pk" "$sync_by"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"

@@ -26,7 +26,7 @@ pub use profile::{
 };
 pub use rules::{Direction, Rule, RuleAction, TcpFlagsMatch, proto};
 pub use sync::{
-    DEFAULT_UDP_PORT, Defer, MIN_SYNC_MTU, PFSYNC_GROUP, SyncLink, SyncPeer, SyncSettings,
+    DEFAULT_UDP_PORT, Defer, Hold, MIN_SYNC_MTU, PFSYNC_GROUP, SyncLink, SyncPeer, SyncSettings,
     Transport, UpdatePolicy,
 };
 

@@ -69,6 +69,34 @@ pub struct Defer {
     pub limit: u32,
 }
 
+/// Holding packets that fail pf's checks only because a peer's newer update has not arrived yet, until it
+/// does (or a timeout), then checking them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Whether such packets are held (otherwise they are dropped at once, as pf does).
+    pub enabled: bool,
+    /// The longest a packet waits for the update before it is dropped as out of window.
+    pub timeout_us: u32,
+    /// How far (bytes) past what this node knows a packet's sequence or acknowledgement may reach and
+    /// still be held; beyond it, it is dropped at once.
+    pub margin: u32,
+    /// Packets held per worker at most.
+    pub pool: u32,
+    /// Packets held per state at most, so one flow cannot take the pool.
+    pub per_state: u32,
+}
+
+impl Hold {
+    /// The defaults: on, 10 ms, 1 MiB, 4,096 per worker, 64 per state.
+    pub const DEFAULT: Hold = Hold {
+        enabled: true,
+        timeout_us: 10_000,
+        margin: 1 << 20,
+        pool: 4096,
+        per_state: 64,
+    };
+}
+
 /// A sync peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncPeer {
@@ -104,6 +132,8 @@ pub struct SyncSettings {
     pub update_policy: UpdatePolicy,
     /// First-packet deferral.
     pub defer: Defer,
+    /// Hold-and-recheck for packets ahead of the sync.
+    pub hold: Hold,
     /// A peer silent this long is considered gone.
     pub peer_dead_ms: u32,
     /// We send at least one packet this often, so peers know we are alive.
@@ -377,6 +407,10 @@ pub(crate) fn decode_sync(
             limit: 128,
         }),
     };
+    let hold = match f.node("hold") {
+        None => Hold::DEFAULT,
+        Some(n) => decode_hold(d, &n).unwrap_or(Hold::DEFAULT),
+    };
     let peer_dead_ms = bounded(&mut f, d, "peer-dead-ms", 3000, 10, 600_000);
     let keepalive_ms = bounded(&mut f, d, "keepalive-ms", 1000, 1, 60_000);
     if keepalive_ms >= peer_dead_ms {
@@ -403,12 +437,31 @@ pub(crate) fn decode_sync(
         sync_delay_us,
         update_policy,
         defer,
+        hold,
         peer_dead_ms,
         keepalive_ms,
         bulk_rate_mbit,
         bulk_timeout_ms,
         bulk_retries,
         auth_key_file,
+    })
+}
+
+fn decode_hold(d: &mut Decoder, node: &Node<'_>) -> Option<Hold> {
+    let mut f = d.fields(node)?;
+    let h = Hold::DEFAULT;
+    let enabled = f.or(d, "enabled", h.enabled);
+    let timeout_us = bounded(&mut f, d, "timeout-us", h.timeout_us, 1, 1_000_000);
+    let margin = bounded(&mut f, d, "margin", h.margin, 1, 1 << 30);
+    let pool = bounded(&mut f, d, "pool", h.pool, 1, 1 << 20);
+    let per_state = bounded(&mut f, d, "per-state", h.per_state, 1, 1 << 16);
+    f.finish(d);
+    Some(Hold {
+        enabled,
+        timeout_us,
+        margin,
+        pool,
+        per_state,
     })
 }
 

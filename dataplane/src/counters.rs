@@ -139,6 +139,27 @@ impl DropReason {
     }
 }
 
+/// Buckets of the hold-time histogram: powers of two of microseconds up to about 33 s.
+pub const HOLD_BUCKETS: usize = 26;
+
+/// The `q`-th quantile of a power-of-two histogram (bucket i counts values below 2^i), as the upper bound
+/// of the bucket it falls in.
+pub fn quantile_of(buckets: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(1u64 << i);
+        }
+    }
+    Some(1u64 << (buckets.len() - 1))
+}
+
 /// A counter written by one thread and read by others.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -207,6 +228,20 @@ pub struct WorkerCounters {
     pub punted: Counter,
     /// Packets the worker originated (RST, ICMP errors, challenge ACKs).
     pub originated: Counter,
+    /// Packets held for a peer's update (ahead of what this node knew of the other direction).
+    pub held: Counter,
+    /// Held packets that passed pf's checks once the update came.
+    pub hold_released: Counter,
+    /// Held packets that failed pf's checks after the update.
+    pub hold_refused: Counter,
+    /// Held packets dropped at the hold timeout (also counted as out of window).
+    pub hold_timeout: Counter,
+    /// Packets not held because the worker's hold pool was full.
+    pub hold_pool_full: Counter,
+    /// Packets not held because their state had its share of the pool.
+    pub hold_state_full: Counter,
+    /// How long held packets waited: counts per power of two of microseconds (bucket i: below 2^i us).
+    pub hold_time: [Counter; HOLD_BUCKETS],
     /// Packets held while their next hop's MAC was resolved.
     pub parked: Counter,
     /// Packets fragmented to fit the egress port's MTU.
@@ -259,6 +294,13 @@ impl WorkerCounters {
             state_hits: Counter::default(),
             punted: Counter::default(),
             originated: Counter::default(),
+            held: Counter::default(),
+            hold_released: Counter::default(),
+            hold_refused: Counter::default(),
+            hold_timeout: Counter::default(),
+            hold_pool_full: Counter::default(),
+            hold_state_full: Counter::default(),
+            hold_time: Default::default(),
             parked: Counter::default(),
             fragmented: Counter::default(),
             fragments_held: Counter::default(),
@@ -275,6 +317,22 @@ impl WorkerCounters {
             deferred_backstop: Counter::default(),
             deferred_overflow: Counter::default(),
         }
+    }
+
+    /// Records how long a held packet waited.
+    pub fn record_hold(&self, waited: tandem_sync::time::Duration) {
+        let us = waited.as_micros().max(1);
+        let bucket = (64 - us.leading_zeros() as usize).min(HOLD_BUCKETS - 1);
+        self.hold_time[bucket].inc();
+    }
+
+    /// The `q`-th quantile (0 to 1) of the hold times recorded, as the upper bound of its bucket in
+    /// microseconds; `None` when none was recorded.
+    pub fn hold_quantile(&self, q: f64) -> Option<u64> {
+        quantile_of(
+            &self.hold_time.iter().map(Counter::get).collect::<Vec<_>>(),
+            q,
+        )
     }
 
     /// Counts a drop.
@@ -313,6 +371,12 @@ impl WorkerCounters {
             ("state_hits".to_string(), self.state_hits.get()),
             ("punted".to_string(), self.punted.get()),
             ("originated".to_string(), self.originated.get()),
+            ("held".to_string(), self.held.get()),
+            ("hold_released".to_string(), self.hold_released.get()),
+            ("hold_refused".to_string(), self.hold_refused.get()),
+            ("hold_timeout".to_string(), self.hold_timeout.get()),
+            ("hold_pool_full".to_string(), self.hold_pool_full.get()),
+            ("hold_state_full".to_string(), self.hold_state_full.get()),
             ("parked".to_string(), self.parked.get()),
             ("fragmented".to_string(), self.fragmented.get()),
             ("fragments_held".to_string(), self.fragments_held.get()),

@@ -25,6 +25,8 @@ pub mod origin {
     pub const DEFERRED: u8 = 0x02;
     /// IPv4 options may pass on it (its rule said `allow-opts`; pfsync's `PFSTATE_ALLOWOPTS`).
     pub const ALLOW_OPTS: u8 = 0x04;
+    /// A peer has sent updates of it: packets ahead of what this node knows may wait for the next.
+    pub const PEER_UPDATED: u8 = 0x08;
 }
 
 /// One connection's state.
@@ -65,6 +67,8 @@ pub struct State {
     /// Router mode: the next hop of the packets each side (initiator, responder) sends, cached from the
     /// first of them that was routed; local, never synced.
     pub hops: [HopRef; 2],
+    /// Packets of it waiting for a peer's update (hold-and-recheck).
+    pub waiting: u16,
 }
 
 impl State {
@@ -360,6 +364,7 @@ mod tests {
             sync: SyncMark::default(),
             acked: [0; 2],
             hops: [HopRef::NONE; 2],
+            waiting: 0,
         }
     }
 

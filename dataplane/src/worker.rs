@@ -132,6 +132,8 @@ enum Refused {
     Drop(DropReason),
     /// A new SYN on a connection closed on both sides: the old state is gone and the SYN opens anew.
     Reopen,
+    /// Only ahead of the windows this node knows, by this many bytes: a peer's update may cure it.
+    Ahead(u32),
     /// A SYN on an established connection: dropped, answered with a challenge ACK carrying these numbers.
     Challenge { seq: u32, ack: u32 },
 }
@@ -155,6 +157,20 @@ pub struct PortInfo {
     pub mac: [u8; 6],
     /// Its MTU: larger IP packets leaving by it are fragmented, or refused with an ICMP error.
     pub mtu: u16,
+}
+
+/// Hold-and-recheck: packets that fail pf's checks only by being ahead of what this node knows of the
+/// other direction wait for a peer's newer update and are checked again with the same checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldSettings {
+    /// The longest a packet waits; then it is dropped as out of window.
+    pub timeout: Duration,
+    /// How far ahead a packet may be and still wait (bytes).
+    pub margin: u32,
+    /// Packets waiting per worker at most.
+    pub pool: usize,
+    /// Packets waiting per state at most.
+    pub per_state: u16,
 }
 
 /// Deferral of new states' creating packets.
@@ -190,6 +206,8 @@ pub struct WorkerConfig {
     pub push: Option<PushPolicy>,
     /// Deferral; `None` when off.
     pub defer: Option<DeferSettings>,
+    /// Hold-and-recheck for packets ahead of the sync; `None` when off.
+    pub hold: Option<HoldSettings>,
     /// Which checksums software must verify.
     pub checksum: ChecksumCaps,
     /// Which worker holds each flow's state (the NICs' tables and software dispatch follow it).
@@ -252,6 +270,16 @@ impl WorkerConfig {
                 limit: s.defer.limit as usize,
                 backstop: Duration::micros(2 * u64::from(s.defer.timeout_us)),
             });
+        let hold = profile
+            .sync
+            .as_ref()
+            .filter(|s| s.hold.enabled)
+            .map(|s| HoldSettings {
+                timeout: Duration::micros(u64::from(s.hold.timeout_us)),
+                margin: s.hold.margin,
+                pool: s.hold.pool as usize,
+                per_state: s.hold.per_state.min(u32::from(u16::MAX)) as u16,
+            });
         WorkerConfig {
             index,
             workers: profile.workers.cores.len().max(1),
@@ -263,6 +291,7 @@ impl WorkerConfig {
             state_limit: profile.states_per_worker() as usize,
             push,
             defer,
+            hold,
             checksum: ChecksumCaps::SOFTWARE,
             placement: Placement::new(profile.workers.cores.len(), []),
         }
@@ -305,6 +334,21 @@ pub trait WorkerLinks<B> {
     /// Hands a packet received on `port` to another worker, whose shard holds the state it needs; gives it
     /// back if that worker's queue is full.
     fn redirect(&mut self, worker: usize, port: PortId, packet: B) -> Result<(), B>;
+}
+
+/// A packet waiting for a peer's newer update of its state.
+#[derive(Debug)]
+struct Waiting<B> {
+    packet: B,
+    meta: PacketMeta,
+    ingress: PortId,
+    egress: PortId,
+    hop: Option<Hop>,
+    index: u32,
+    key: FlowKey,
+    src_first: bool,
+    since: Instant,
+    deadline: Instant,
 }
 
 /// A packet waiting for its next hop's MAC.
@@ -367,6 +411,8 @@ pub struct Worker<B> {
     answers: AnswerBudget,
     fragments: Reassembly<(B, PortId)>,
     parked: VecDeque<Parked<B>>,
+    /// Packets held for peers' updates, oldest first.
+    waiting: VecDeque<Waiting<B>>,
     /// The fragments after the first of the datagram being handled.
     followers: Vec<B>,
 }
@@ -402,6 +448,7 @@ impl<B: PacketBuf> Worker<B> {
             answers: AnswerBudget::new(now),
             fragments: Reassembly::new(),
             parked: VecDeque::with_capacity(PARKED),
+            waiting: VecDeque::with_capacity(cfg.hold.map_or(0, |h| h.pool)),
             followers: Vec::with_capacity(FRAGMENTS_PER_DATAGRAM),
             cfg,
             rules,
@@ -472,6 +519,9 @@ impl<B: PacketBuf> Worker<B> {
         self.release_due(now);
         self.transmit(io);
         self.expire(links, now);
+        if !self.waiting.is_empty() {
+            self.expire_waiting(now);
+        }
         let timed_out = self.fragments.expire(now);
         self.count_drops(DropReason::FragmentTimeout, timed_out);
         self.counters.states.set(self.table.len() as u64);
@@ -781,6 +831,9 @@ impl<B: PacketBuf> Worker<B> {
                     }
                     self.drop_packet(DropReason::SynOnEstablished)
                 }
+                Err(Refused::Ahead(by)) => self.hold_for_update(
+                    links, packet, &m, ingress, egress, hop, index, key, src_first, by, now,
+                ),
                 // The old connection is gone: this SYN opens the new one, through the rules below.
                 Err(Refused::Reopen) => {
                     return self.open(
@@ -794,6 +847,123 @@ impl<B: PacketBuf> Worker<B> {
         self.open(
             io, links, packet, &m, ingress, egress, hop, key, src_first, frame_len, transport, now,
         )
+    }
+
+    /// A packet pf's checks refuse only for being `by` bytes ahead of what this node knows: on a state a
+    /// peer updates, it waits (within the margin, the pool and the state's share) for the peer's newer
+    /// update, which is asked for now; anything else is dropped at once, as pf does.
+    #[allow(clippy::too_many_arguments)]
+    fn hold_for_update<L: WorkerLinks<B>>(
+        &mut self,
+        links: &mut L,
+        packet: B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<Hop>,
+        index: u32,
+        key: FlowKey,
+        src_first: bool,
+        by: u32,
+        now: Instant,
+    ) {
+        let Some(hold) = self.cfg.hold else {
+            return self.drop_packet(DropReason::OutOfWindow);
+        };
+        let st = self.table.get_mut(index);
+        if by > hold.margin || st.origin & (origin::FROM_PEER | origin::PEER_UPDATED) == 0 {
+            return self.drop_packet(DropReason::OutOfWindow);
+        }
+        if self.waiting.len() >= hold.pool {
+            self.counters.hold_pool_full.inc();
+            return self.drop_packet(DropReason::OutOfWindow);
+        }
+        if st.waiting >= hold.per_state {
+            self.counters.hold_state_full.inc();
+            return self.drop_packet(DropReason::OutOfWindow);
+        }
+        st.waiting += 1;
+        let name = StateName {
+            creator: st.creator,
+            id: st.id,
+        };
+        self.waiting.push_back(Waiting {
+            packet,
+            meta: *m,
+            ingress,
+            egress,
+            hop,
+            index,
+            key,
+            src_first,
+            since: now,
+            deadline: now + hold.timeout,
+        });
+        self.counters.held.inc();
+        self.send_event(links, LocalEvent::UpdateWanted { name });
+    }
+
+    /// Checks the packets waiting on state `index` again, in order, now that a peer updated it: those that
+    /// pass leave, those still ahead wait on, the rest are dropped.
+    fn recheck_waiting<IO, L>(&mut self, io: &mut IO, links: &mut L, index: u32, now: Instant)
+    where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        for _ in 0..self.waiting.len() {
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            if w.index != index || !self.table.holds(index, &w.key) {
+                self.waiting.push_back(w);
+                continue;
+            }
+            let transport = classify(&w.meta);
+            let len = w.packet.as_ref().len() as u32;
+            match self.track(links, index, w.src_first, &transport, len, now) {
+                Err(Refused::Ahead(_)) => self.waiting.push_back(w),
+                outcome => {
+                    let st = self.table.get_mut(index);
+                    st.waiting = st.waiting.saturating_sub(1);
+                    self.counters.record_hold(now.since(w.since));
+                    match outcome {
+                        Ok(()) => {
+                            self.counters.hold_released.inc();
+                            self.counters.state_hits.inc();
+                            let mut packet = w.packet;
+                            self.modulate(&mut packet, &w.meta, index, w.src_first);
+                            self.forward(
+                                io, links, packet, &w.meta, w.ingress, w.egress, w.hop, now,
+                            );
+                        }
+                        _ => {
+                            self.counters.hold_refused.inc();
+                            self.drop_packet(DropReason::OutOfWindow);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the packets that waited past the hold timeout (or whose state went away).
+    fn expire_waiting(&mut self, now: Instant) {
+        while let Some(w) = self.waiting.front() {
+            let gone = !self.table.holds(w.index, &w.key);
+            if !gone && w.deadline > now {
+                break;
+            }
+            let Some(w) = self.waiting.pop_front() else {
+                break;
+            };
+            if !gone {
+                let st = self.table.get_mut(w.index);
+                st.waiting = st.waiting.saturating_sub(1);
+            }
+            self.counters.hold_timeout.inc();
+            self.counters.record_hold(now.since(w.since));
+            self.drop_packet(DropReason::OutOfWindow);
+        }
     }
 
     /// A packet of no state: the rules decide, and a pass with state creates one (deferred while peers
@@ -902,6 +1072,7 @@ impl<B: PacketBuf> Worker<B> {
                     sync: SyncMark::of(&peers, now.secs() as u32),
                     acked: [0; 2],
                     hops: [hop.map_or(HopRef::NONE, |h| h.slot), HopRef::NONE],
+                    waiting: 0,
                 };
                 match self.table.insert(state) {
                     Ok(index) => {
@@ -1050,6 +1221,7 @@ impl<B: PacketBuf> Worker<B> {
                     accept.refresh
                 }
                 Err(TcpRefusal::OutOfWindow) => return Err(Refused::Drop(DropReason::OutOfWindow)),
+                Err(TcpRefusal::Ahead { by }) => return Err(Refused::Ahead(by)),
                 Err(TcpRefusal::SynOnEstablished { seq, ack }) => {
                     return Err(Refused::Challenge { seq, ack });
                 }
@@ -1662,7 +1834,7 @@ impl<B: PacketBuf> Worker<B> {
 
     fn apply_ops<IO: PortIo<Buf = B>, L: WorkerLinks<B>>(
         &mut self,
-        _io: &mut IO,
+        io: &mut IO,
         links: &mut L,
         now: Instant,
     ) {
@@ -1680,6 +1852,11 @@ impl<B: PacketBuf> Worker<B> {
                 PeerOp::Update { update } => {
                     if let Some(event) = self.peer_update(update, now) {
                         self.send_event(links, event);
+                    }
+                    if let Some(index) = self.table.find_id(update.name.creator, update.name.id)
+                        && self.table.get(index).waiting > 0
+                    {
+                        self.recheck_waiting(io, links, index, now);
                     }
                 }
                 PeerOp::Delete { name } => {
@@ -1833,6 +2010,7 @@ impl<B: PacketBuf> Worker<B> {
             packets: record.packets,
             bytes: record.bytes,
             hops: [HopRef::NONE; 2],
+            waiting: 0,
             origin: origin::FROM_PEER
                 | if record.flags & state_flags::ALLOWOPTS != 0 {
                     origin::ALLOW_OPTS
@@ -1858,6 +2036,7 @@ impl<B: PacketBuf> Worker<B> {
         let index = self.table.find_id(update.name.creator, update.name.id)?;
         let st = self.table.get_mut(index);
         merge_into(st, &update.peers);
+        st.origin |= origin::PEER_UPDATED;
         let closed = close_acknowledged_fins(st);
         // A peer saw traffic on it: its expiry restarts, with the class both views agree on.
         let class = match st.tracking {

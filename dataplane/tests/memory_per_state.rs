@@ -58,6 +58,7 @@ fn a_million_states_take_at_most_256_bytes_each() {
             sync: SyncMark::default(),
             acked: [0; 2],
             hops: [tandem_dataplane::route::HopRef::NONE; 2],
+            waiting: 0,
         };
         table.insert(state).expect("room");
     }

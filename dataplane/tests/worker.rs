@@ -848,3 +848,106 @@ fn a_peers_insert_of_a_new_connection_replaces_the_closed_state_here_too() {
     let (_, st) = b.worker.table().iter().next().expect("state");
     assert_eq!((st.creator, st.id), (record.name.creator, record.name.id));
 }
+
+const HOLDING: &str = "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\nsync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2], hold: {timeout-us: 5000, margin: 100000, per-state: 4}}\n";
+
+/// Node B on the return path: it holds the connection A saw open (through a peer insert) and sees only
+/// the server's side. Returns B and the state's name.
+fn return_path() -> (Bench, StateName) {
+    let mut a = synced(false);
+    a.send(INSIDE, c2s(1000, 0, SYN, 0));
+    a.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    a.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    let (_, st) = a.worker.table().iter().next().expect("A's state");
+    let record = tandem_dataplane::worker::record_of(st, a.now);
+    let mut b = bench(HOLDING);
+    b.links.ops.push_back(PeerOp::Insert { record, ack: false });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    (b, record.name)
+}
+
+/// The server's data at `seq`, 1448 bytes, as B sees it.
+fn server_data(seq: u32) -> Vec<u8> {
+    s2c(seq, 1001, ACK, 1448)
+}
+
+#[test]
+fn a_packet_ahead_of_the_sync_waits_for_the_peers_update_and_then_passes_pfs_checks() {
+    let (mut b, name) = return_path();
+    // The client's window (65535 from 5001) is all B knows; the server is already past it.
+    let ahead = server_data(5001 + 65535);
+    assert!(
+        b.send(OUTSIDE, ahead.clone()).is_empty(),
+        "held, not dropped"
+    );
+    assert_eq!(b.counters.held.get(), 1);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 0);
+    assert!(
+        b.links.events.contains(&LocalEvent::UpdateWanted { name }),
+        "the sync core is asked for a fresh copy"
+    );
+    // The peer's update: the client opened its window further.
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let mut peers = st.peers;
+    peers[1].seqhi = 5001 + 200_000;
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
+            updates: 1,
+        },
+    });
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert_eq!(
+        b.io.take_sent(INSIDE),
+        [ahead],
+        "checked again and forwarded"
+    );
+    assert_eq!(b.counters.hold_released.get(), 1);
+    assert_eq!(b.worker.table().iter().next().expect("state").1.waiting, 0);
+}
+
+#[test]
+fn nothing_loosens_forgeries_ahead_wait_and_are_dropped_beyond_the_margin_at_once() {
+    let (mut b, _) = return_path();
+    // Beyond the margin: dropped at once.
+    assert!(
+        b.send(OUTSIDE, server_data(5001 + 65535 + 200_000))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+    assert_eq!(b.counters.held.get(), 0);
+    // A flood inside the margin that no update will cover: the state's share waits, the rest is dropped.
+    for i in 0..10 {
+        assert!(
+            b.send(OUTSIDE, server_data(5001 + 65535 + i * 1448))
+                .is_empty()
+        );
+    }
+    assert_eq!(b.counters.held.get(), 4, "per-state cap");
+    assert_eq!(b.counters.hold_state_full.get(), 6);
+    // The established flow keeps passing meanwhile.
+    assert_eq!(b.send(OUTSIDE, server_data(5001)).len(), 1);
+    // No update comes: after the hold timeout every held forgery is dropped, none forwarded.
+    b.now = b.now + Duration::millis(6);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert!(b.io.take_sent(INSIDE).is_empty());
+    assert_eq!(b.counters.hold_timeout.get(), 4);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1 + 6 + 4);
+    assert!(b.counters.hold_quantile(0.5).is_some_and(|us| us >= 4096));
+}
+
+#[test]
+fn a_state_no_peer_updates_never_holds() {
+    let mut b = bench(HOLDING);
+    b.send(INSIDE, c2s(1000, 0, SYN, 0));
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.send(INSIDE, c2s(1001, 5001, ACK, 0));
+    // This node sees both directions: a segment past the window is pf's plain drop.
+    assert!(b.send(OUTSIDE, server_data(5001 + 65535)).is_empty());
+    assert_eq!(b.counters.held.get(), 0);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+}

@@ -415,7 +415,32 @@ impl<'a> Control<'a> {
             ] {
                 counters.push(counter(name, value));
             }
+            // Hold-and-recheck happens on the workers: their counters, summed.
+            let sum =
+                |f: fn(&WorkerCounters) -> u64| self.counters.iter().map(|c| f(c)).sum::<u64>();
+            for (name, value) in [
+                ("held", sum(|c| c.held.get())),
+                ("hold_released", sum(|c| c.hold_released.get())),
+                ("hold_refused", sum(|c| c.hold_refused.get())),
+                ("hold_timeout", sum(|c| c.hold_timeout.get())),
+                ("hold_pool_full", sum(|c| c.hold_pool_full.get())),
+                ("hold_state_full", sum(|c| c.hold_state_full.get())),
+            ] {
+                counters.push(counter(name, value));
+            }
             let mut lag = Vec::new();
+            let mut hold_times = [0u64; counters::HOLD_BUCKETS];
+            for c in self.counters {
+                for (total, bucket) in hold_times.iter_mut().zip(&c.hold_time) {
+                    *total += bucket.get();
+                }
+            }
+            for (q, label) in [(0.5, "50"), (0.99, "99")] {
+                lag.push(counter(
+                    format!("hold_p{label}"),
+                    counters::quantile_of(&hold_times, q).unwrap_or(0),
+                ));
+            }
             for (stage, h) in [("change_to_send", &st.sync_lag), ("iack", &st.iack_latency)] {
                 for (q, label) in [(0.5, "50"), (0.9, "90"), (0.99, "99")] {
                     lag.push(counter(

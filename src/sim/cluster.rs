@@ -161,6 +161,9 @@ pub struct Scenario {
     pub paths: Paths,
     /// The sync policy.
     pub policy: UpdatePolicy,
+    /// Whether workers hold packets ahead of the sync for a peer's update (hold-and-recheck); off, a
+    /// node drops them as pf does, which is what the classic and window-aware variants measure.
+    pub hold: bool,
     /// Each flow's packet rate (full-sized frames a second on the client's access link).
     pub flow_pps: f64,
     /// TCP payload per full segment.
@@ -202,6 +205,7 @@ impl Default for Scenario {
             flows: 1,
             paths: Paths::Asymmetric,
             policy: UpdatePolicy::WindowAware,
+            hold: false,
             flow_pps: 10_000.0,
             mss: 1448,
             hop_latency: Ns::micros(2),
@@ -538,10 +542,11 @@ fn node_profile(sc: &Scenario, node: usize) -> Result<tandem_config::Profile> {
             .map(|j| format!("{{address: {}}}", sync_addr(j)))
             .collect();
         y.push_str(&format!(
-            "sync:\n  port: sync\n  core: 2\n  transport: multicast\n  peers: [{}]\n  update-policy: {}\n  flush-deadline-us: {}\n  defer: {{enabled: true, timeout-us: 20000, limit: 4096}}\n",
+            "sync:\n  port: sync\n  core: 2\n  transport: multicast\n  peers: [{}]\n  update-policy: {}\n  flush-deadline-us: {}\n  defer: {{enabled: true, timeout-us: 20000, limit: 4096}}\n  hold: {{enabled: {}}}\n",
             peers.join(", "),
             sc.policy.name(),
             (sc.flush_deadline.0 / 1000).max(1),
+            sc.hold,
         ));
     }
     y.push_str(

@@ -100,6 +100,11 @@ pub enum LocalEvent {
         /// Which bulk request.
         request: u32,
     },
+    /// A packet of this state is waiting for a peer's newer update (hold-and-recheck): ask for one.
+    UpdateWanted {
+        /// Which state.
+        name: StateName,
+    },
     /// The worker released a held packet on its own (deferral backstop or cap reached).
     DeferralDropped {
         /// Which state's packet.

@@ -692,3 +692,33 @@ fn lossy_sync_links_still_converge_through_requests() {
         .count();
     assert_eq!(missing, 0, "every state reached node 1 despite 20% loss");
 }
+
+#[test]
+fn a_worker_holding_a_packet_gets_a_fresh_copy_of_its_state_from_the_peer() {
+    let mut c = started(2);
+    let r = tcp_record(0x0a00_0001, 9, 1000);
+    c.insert(0, r, false);
+    c.run_for(Duration::millis(2));
+    assert!(states(&c, 1).contains_key(&r.name));
+    // Node 0's worker moved on, and the change has not been sent yet.
+    c.nodes[0]
+        .shard
+        .states
+        .get_mut(&r.name)
+        .expect("held")
+        .peers[0]
+        .seqlo = 90_000;
+    // Node 1's worker holds a packet that needs the newer copy.
+    c.event(1, LocalEvent::UpdateWanted { name: r.name });
+    c.run_for(Duration::millis(2));
+    assert_eq!(c.nodes[1].engine.stats().requests_sent, 1);
+    assert_eq!(
+        states(&c, 1).get(&r.name).map(|s| s.peers[0].seqlo),
+        Some(90_000),
+        "the peer answered the request with its current state"
+    );
+    // A second wish within the request interval does not ask again.
+    c.event(1, LocalEvent::UpdateWanted { name: r.name });
+    c.run_for(Duration::millis(1));
+    assert_eq!(c.nodes[1].engine.stats().requests_suppressed, 1);
+}

@@ -101,6 +101,14 @@ pub struct TcpAccept {
 pub enum TcpRefusal {
     /// Outside the windows (pf's `PFRES_BADSTATE`).
     OutOfWindow,
+    /// Outside the windows only ahead of them: the segment reaches `by` bytes past the receiver's right
+    /// edge, or acknowledges `by` bytes more than pf allows past what the other side was seen to send.
+    /// Everything else about it fits. On a node that learns the other direction from a peer, a newer
+    /// update may cure exactly this; the state is unchanged.
+    Ahead {
+        /// How far ahead, in bytes.
+        by: u32,
+    },
     /// A new SYN for a connection whose both sides have closed: the state should be removed so that the
     /// retransmitted SYN creates a fresh one (port reuse).
     ReuseOfClosed,
@@ -314,12 +322,33 @@ pub fn track(
     let ackskew = seq::diff(dst.seqlo, ack);
     let max_ack = MAX_ACK_WINDOW as i64;
 
-    let in_window = seq::geq(src.seqhi, data_end)
-        && seq::geq(seqn, src.seqlo.wrapping_sub(u32::from(dst.max_win) << dws))
-        && i64::from(ackskew) >= -max_ack
-        && i64::from(ackskew) <= max_ack << sws
+    let right_edge = seq::geq(src.seqhi, data_end);
+    let left_edge = seq::geq(seqn, src.seqlo.wrapping_sub(u32::from(dst.max_win) << dws));
+    let ack_not_ahead = i64::from(ackskew) >= -max_ack;
+    let ack_not_behind = i64::from(ackskew) <= max_ack << sws;
+    let in_window = right_edge
+        && left_edge
+        && ack_not_ahead
+        && ack_not_behind
         && (!seg.has(flags::RST)
             || rst_acceptable(&src, &dst, orig_seq, ackskew, !ack_substituted, dws));
+    // Only ahead: what a node on an asymmetric path sees when the other direction's progress reaches it
+    // later (through sync) than this segment does. Resets are never held.
+    let ahead =
+        (!right_edge || !ack_not_ahead) && left_edge && ack_not_behind && !seg.has(flags::RST);
+    let ahead_by = {
+        let past_edge = if right_edge {
+            0
+        } else {
+            seq::diff(data_end, src.seqhi).max(0) as u32
+        };
+        let past_ack = if ack_not_ahead {
+            0
+        } else {
+            (-i64::from(ackskew) - max_ack).max(0) as u32
+        };
+        past_edge.max(past_ack)
+    };
 
     let outcome = if in_window {
         if win > u32::from(src.max_win) {
@@ -390,6 +419,9 @@ pub fn track(
             src.seqhi = 1;
             src.max_win = 1;
             peers[src_i] = src;
+        }
+        if ahead {
+            return Err(TcpRefusal::Ahead { by: ahead_by });
         }
         return Err(TcpRefusal::OutOfWindow);
     };
@@ -513,7 +545,7 @@ mod tests {
         let beyond = 1001 + 65535 - 100;
         assert_eq!(
             track(&mut peers, C, &seg(beyond, 5001, ACK, 65535, 1448)),
-            Err(TcpRefusal::OutOfWindow)
+            Err(TcpRefusal::Ahead { by: 1448 - 100 })
         );
     }
 
@@ -524,7 +556,7 @@ mod tests {
         let too_far = seen + MAX_ACK_WINDOW + 1;
         assert_eq!(
             track(&mut peers, S, &seg(5001, too_far, ACK, 65535, 0)),
-            Err(TcpRefusal::OutOfWindow)
+            Err(TcpRefusal::Ahead { by: 1 })
         );
         let just_inside = seen + MAX_ACK_WINDOW;
         assert!(track(&mut peers, S, &seg(5001, just_inside, ACK, 65535, 0)).is_ok());
@@ -617,6 +649,40 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_only_ahead_of_the_known_windows_says_by_how_much() {
+        let mut peers = established();
+        // Past the server's window by 500 bytes: the window edge is 1001 + 65535.
+        let edge = 1001 + 65535;
+        assert_eq!(
+            track(
+                &mut peers,
+                C,
+                &seg(edge - 1448 + 500, 5001, ACK, 65535, 1448)
+            ),
+            Err(TcpRefusal::Ahead { by: 500 })
+        );
+        // The server acknowledging 1,000 bytes more than pf allows past what it saw of the client.
+        let ack = peers[0].seqlo + MAX_ACK_WINDOW + 1000;
+        assert_eq!(
+            track(&mut peers, S, &seg(5001, ack, ACK, 65535, 0)),
+            Err(TcpRefusal::Ahead { by: 1000 })
+        );
+        // Behind the window is not ahead, nor is a reset.
+        assert_eq!(
+            track(
+                &mut peers,
+                C,
+                &seg(1001u32.wrapping_sub(200_000), 5001, ACK, 65535, 10)
+            ),
+            Err(TcpRefusal::OutOfWindow)
+        );
+        assert_eq!(
+            track(&mut peers, C, &seg(edge + 10, 5001, RST | ACK, 0, 0)),
+            Err(TcpRefusal::OutOfWindow)
+        );
+    }
+
+    #[test]
     fn normalization_drops_flag_combinations_no_stack_sends() {
         for bad in [
             SYN | RST,
@@ -681,10 +747,10 @@ mod tests {
             track(&mut peers, C, &seg(far, 5001, ACK, 2000, 1448)).is_ok(),
             "inside the scaled window"
         );
-        assert_eq!(
+        assert!(matches!(
             track(&mut peers, C, &seg(1001 + 300_000, 5001, ACK, 2000, 1448)),
-            Err(TcpRefusal::OutOfWindow)
-        );
+            Err(TcpRefusal::Ahead { .. })
+        ));
     }
 
     #[test]

@@ -422,7 +422,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         write_u32(&mut self.data_mut()[field::ACK_NUM], value);
     }
 
-
     /// the payload.
     pub fn set_header_len(&mut self, len: usize) {
         self.data_mut()[field::OFFSET_FLAGS.start] = ((len / 4) as u8 & 0x0f) << 4;

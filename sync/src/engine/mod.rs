@@ -366,6 +366,9 @@ impl<M: ShardMap> Engine<M> {
                 self.deferrals.remove(&name);
             }
             LocalEvent::PeerInserted { name } => self.acknowledge(name),
+            // A worker holds a packet ahead of our copy: ask the peers for a fresh one (rate-limited per
+            // state, as requests for unknown states are).
+            LocalEvent::UpdateWanted { name } => self.request(now, name),
         }
     }
 
