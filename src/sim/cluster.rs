@@ -370,6 +370,12 @@ pub struct Report {
     pub released_by_iack: u64,
     /// Released by the timeout.
     pub released_by_timeout: u64,
+    /// Packets held for a peer's update (hold-and-recheck), all nodes.
+    pub held: u64,
+    /// Of them, passed pf's checks once the update came.
+    pub hold_released: u64,
+    /// The 99th percentile of their wait, in microseconds (a power-of-two bucket's upper bound).
+    pub hold_p99_us: Option<u64>,
 }
 
 impl Report {
@@ -1212,6 +1218,7 @@ impl Simulation {
             }
         }
         r.goodput_bps = r.delivered as f64 * 8.0 / self.sc.duration.secs_f64();
+        let mut hold_times = [0u64; tandem_dataplane::counters::HOLD_BUCKETS];
         for n in &self.nodes {
             for reason in DropReason::ALL {
                 let d = n.counters.dropped(reason);
@@ -1221,6 +1228,11 @@ impl Simulation {
                     r.other_drops += d;
                 }
             }
+            r.held += n.counters.held.get();
+            r.hold_released += n.counters.hold_released.get();
+            for (total, bucket) in hold_times.iter_mut().zip(&n.counters.hold_time) {
+                *total += bucket.get();
+            }
             if let Some(e) = &n.engine {
                 let s = e.stats();
                 r.deferred += s.deferred;
@@ -1228,6 +1240,7 @@ impl Simulation {
                 r.released_by_timeout += s.released_by_timeout;
             }
         }
+        r.hold_p99_us = tandem_dataplane::counters::quantile_of(&hold_times, 0.99);
         r.queue_drops = self.queue_drops
             + self
                 .flows

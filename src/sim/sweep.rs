@@ -19,6 +19,8 @@ pub struct Variant {
     pub policy: UpdatePolicy,
     /// The processor model.
     pub cpu: Cpu,
+    /// Whether workers hold packets ahead of the sync for a peer's update.
+    pub hold: bool,
 }
 
 /// pfsync's policy on the original's hardware.
@@ -26,18 +28,28 @@ pub const CLASSIC_2009: Variant = Variant {
     name: "classic, 2009 appliance",
     policy: UpdatePolicy::Classic,
     cpu: Cpu::PFSYNC_2009,
+    hold: false,
 };
 /// pfsync's policy on Tandem's sync core.
 pub const CLASSIC: Variant = Variant {
     name: "classic, Tandem sync core",
     policy: UpdatePolicy::Classic,
     cpu: Cpu::TANDEM,
+    hold: false,
 };
 /// Tandem's policy on Tandem's sync core.
 pub const WINDOW_AWARE: Variant = Variant {
     name: "window-aware, Tandem sync core",
     policy: UpdatePolicy::WindowAware,
     cpu: Cpu::TANDEM,
+    hold: false,
+};
+/// Tandem's policy with hold-and-recheck: packets ahead of the sync wait for the peer's update.
+pub const HOLD: Variant = Variant {
+    name: "window-aware + hold-and-recheck",
+    policy: UpdatePolicy::WindowAware,
+    cpu: Cpu::TANDEM,
+    hold: true,
 };
 
 /// What to sweep.
@@ -75,7 +87,7 @@ impl SweepConfig {
         SweepConfig {
             rates,
             latencies: vec![Ns::micros(10), Ns::micros(100), Ns::millis(1)],
-            variants: vec![CLASSIC_2009, CLASSIC, WINDOW_AWARE],
+            variants: vec![CLASSIC_2009, CLASSIC, WINDOW_AWARE, HOLD],
             segments: 20_000.0,
             bisect: 5,
             scenarios: true,
@@ -167,6 +179,7 @@ pub fn sweep_scenario(cfg: &SweepConfig, variant: Variant, rate: f64, latency: N
     let secs = (cfg.segments / rate).clamp(0.02, 2.0);
     Scenario {
         policy: variant.policy,
+        hold: variant.hold,
         cpu: variant.cpu,
         flow_pps: rate,
         sync_latency: latency,
@@ -531,17 +544,19 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
     let _ = writeln!(
         m,
         "Relative goodput (cluster / single firewall), window drops, retransmissions, sync packets and \
-         bytes per data segment, and the age of the return node's copy of the sender's progress when \
-         acknowledgements reached it (median and 99th percentile).\n"
+         bytes per data segment, the age of the return node's copy of the sender's progress when \
+         acknowledgements reached it (median and 99th percentile), and, with hold-and-recheck, the \
+         packets held for a peer's update and the 99th percentile of their wait (the latency they \
+         gained; a power-of-two bucket's upper bound).\n"
     );
     for v in &cfg.variants {
         for &l in &cfg.latencies {
             let _ = writeln!(m, "### {}, sync latency {}\n", v.name, human_ns(l));
             let _ = writeln!(
                 m,
-                "| rate (pps) | goodput vs single | window drops | retransmits | sync pkts / data | sync bytes / data | copy age p50 | p99 |"
+                "| rate (pps) | goodput vs single | window drops | retransmits | sync pkts / data | sync bytes / data | copy age p50 | p99 | held | hold wait p99 |"
             );
-            let _ = writeln!(m, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(m, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for p in r
                 .points
                 .iter()
@@ -549,7 +564,7 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
             {
                 let _ = writeln!(
                     m,
-                    "| {} | {:.2} | {} | {} | {:.3} | {:.1} | {} | {} |",
+                    "| {} | {:.2} | {} | {} | {:.3} | {:.1} | {} | {} | {} | {} |",
                     human_rate(p.rate),
                     p.relative(),
                     p.report.window_drops,
@@ -558,6 +573,10 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
                     p.report.sync_bytes_per_data(),
                     human_ns(Ns(p.report.lag.p50)),
                     human_ns(Ns(p.report.lag.p99)),
+                    p.report.held,
+                    p.report
+                        .hold_p99_us
+                        .map_or("-".to_string(), |us| human_ns(Ns::micros(us))),
                 );
             }
             let _ = writeln!(m);
