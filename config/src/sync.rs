@@ -80,7 +80,8 @@ pub struct Hold {
     /// How far (bytes) past what this node knows a packet's sequence or acknowledgement may reach and
     /// still be held; beyond it, it is dropped at once.
     pub margin: u32,
-    /// Packets held per worker at most.
+    /// Packets held per worker at most (and never more than a quarter of the worker's share of the
+    /// packet pool, `dpdk.mbufs`).
     pub pool: u32,
     /// Packets held per state at most, so one flow cannot take the pool.
     pub per_state: u32,

@@ -270,6 +270,9 @@ impl WorkerConfig {
                 limit: s.defer.limit as usize,
                 backstop: Duration::micros(2 * u64::from(s.defer.timeout_us)),
             });
+        // Held packets keep their buffers: no worker may hold more than a quarter of its share of the
+        // packet pool, or receiving would starve.
+        let pool_share = profile.dpdk.mbufs as usize / (4 * profile.workers.cores.len().max(1));
         let hold = profile
             .sync
             .as_ref()
@@ -277,7 +280,7 @@ impl WorkerConfig {
             .map(|s| HoldSettings {
                 timeout: Duration::micros(u64::from(s.hold.timeout_us)),
                 margin: s.hold.margin,
-                pool: s.hold.pool as usize,
+                pool: (s.hold.pool as usize).min(pool_share).max(1),
                 per_state: s.hold.per_state.min(u32::from(u16::MAX)) as u16,
             });
         WorkerConfig {
@@ -870,6 +873,10 @@ impl<B: PacketBuf> Worker<B> {
         let Some(hold) = self.cfg.hold else {
             return self.drop_packet(DropReason::OutOfWindow);
         };
+        if !self.followers.is_empty() {
+            // A reassembled datagram's other fragments cannot wait with it: pf's plain drop.
+            return self.drop_packet(DropReason::OutOfWindow);
+        }
         let st = self.table.get_mut(index);
         if by > hold.margin || st.origin & (origin::FROM_PEER | origin::PEER_UPDATED) == 0 {
             return self.drop_packet(DropReason::OutOfWindow);

@@ -951,3 +951,12 @@ fn a_state_no_peer_updates_never_holds() {
     assert_eq!(b.counters.held.get(), 0);
     assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
 }
+
+#[test]
+fn held_packets_never_take_more_than_a_quarter_of_the_packet_pool() {
+    let p = profile(&format!(
+        "dpdk: {{mbufs: 1023, mbuf-cache: 128}}\n{HOLDING}"
+    ));
+    let cfg = WorkerConfig::from_profile(&p, 0, Vec::new(), 1 << 32);
+    assert_eq!(cfg.hold.map(|h| h.pool), Some(1023 / 4));
+}
