@@ -88,13 +88,14 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// The defaults: on, 10 ms, 1 MiB, 4,096 per worker, 64 per state.
+    /// The defaults: on, 10 ms, 1 MiB, 4,096 per worker, 256 per state (a millisecond of a 3 Gbit/s
+    /// flow's full-sized segments).
     pub const DEFAULT: Hold = Hold {
         enabled: true,
         timeout_us: 10_000,
         margin: 1 << 20,
         pool: 4096,
-        per_state: 64,
+        per_state: 256,
     };
 }
 
