@@ -11,7 +11,7 @@ use std::time::Duration;
 use support::{EAL, Scratch, Tandem, empty_pcap, read_pcap, write_pcap};
 use tandem::runtime::io::owner_of_frame;
 use tandem::traffic::{self, TrafficSpec};
-use tandem_dataplane::flow::{Endpoint, FlowKey, Placement};
+use tandem_dataplane::flow::{FlowKey, Placement};
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::checksum::ChecksumCaps;
 use tandem_dataplane::wire::ethernet::MacAddr;
@@ -136,15 +136,12 @@ fn both_directions_of_every_flow_and_its_icmp_errors_hash_to_one_worker() {
         for f in &frames {
             let m = parse_meta(f, ChecksumCaps::SOFTWARE).expect("valid");
             let (sport, dport) = m.ports().expect("TCP");
-            let src = Endpoint {
-                addr: m.src,
-                port: sport,
-            };
-            let dst = Endpoint {
-                addr: m.dst,
-                port: dport,
-            };
-            let (flow, _) = FlowKey::of_packet(m.family().expect("IP"), m.proto, src, dst);
+            let (flow, _) = FlowKey::between(
+                m.family().expect("IP"),
+                m.proto,
+                (m.src, sport),
+                (m.dst, dport),
+            );
             let w = owner_of_frame(f, &placement);
             assert_eq!(
                 *owner.entry(flow).or_insert(w),

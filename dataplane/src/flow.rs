@@ -74,6 +74,19 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The key of a packet between two (address, port) pairs, from the first to the second; see
+    /// [`FlowKey::of_packet`].
+    #[inline]
+    pub fn between(
+        family: Family,
+        proto: u8,
+        src: (Addr, u16),
+        dst: (Addr, u16),
+    ) -> (FlowKey, bool) {
+        let end = |(addr, port)| Endpoint { addr, port };
+        FlowKey::of_packet(family, proto, end(src), end(dst))
+    }
+
     /// The key of a packet from `src` to `dst`, and whether `src` is the key's first (lower) endpoint.
     #[inline]
     pub fn of_packet(family: Family, proto: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, bool) {

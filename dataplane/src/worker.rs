@@ -39,7 +39,7 @@ use tandem_sync::state::{SyncMark, TimeoutClass, state_flags};
 use tandem_sync::time::{Duration, Instant};
 
 use crate::counters::{DropReason, WorkerCounters};
-use crate::flow::{Addr, Endpoint, FlowKey, Placement};
+use crate::flow::{Addr, FlowKey, Placement};
 use crate::forward::{
     RewriteError, dont_fragment, ip_len, ipv4_fragment_into, route_rewrite, time_exceeded, too_big,
 };
@@ -678,15 +678,7 @@ impl<B: PacketBuf> Worker<B> {
     fn flow_of(&self, m: &PacketMeta) -> Option<FlowLook> {
         let family = m.family()?;
         let (sport, dport) = ports_of(m);
-        let src = Endpoint {
-            addr: m.src,
-            port: sport,
-        };
-        let dst = Endpoint {
-            addr: m.dst,
-            port: dport,
-        };
-        let (key, src_first) = FlowKey::of_packet(family, m.proto, src, dst);
+        let (key, src_first) = FlowKey::between(family, m.proto, (m.src, sport), (m.dst, dport));
         let hash = key.table_hash();
         let index = self.table.find(&key, hash);
         Some(FlowLook {
@@ -1311,15 +1303,12 @@ impl<B: PacketBuf> Worker<B> {
             QuotedL4::LaterFragment => return Err(DropReason::IcmpNoState),
             QuotedL4::Other => (0, 0),
         };
-        let src = Endpoint {
-            addr: quoted.src,
-            port: sport,
-        };
-        let dst = Endpoint {
-            addr: quoted.dst,
-            port: dport,
-        };
-        let (key, src_first) = FlowKey::of_packet(quoted.family, quoted.proto, src, dst);
+        let (key, src_first) = FlowKey::between(
+            quoted.family,
+            quoted.proto,
+            (quoted.src, sport),
+            (quoted.dst, dport),
+        );
         let index = self
             .table
             .find(&key, key.table_hash())
@@ -2134,15 +2123,12 @@ fn demodulate_quote(frame: &mut [u8], m: &PacketMeta, seqdiff: u32) {
 
 /// A peer's state's flow key, and whether its initiator is the key's first endpoint.
 pub fn key_of_record(record: &StateRecord) -> (FlowKey, bool) {
-    let src = Endpoint {
-        addr: record.addr[0],
-        port: record.port[0],
-    };
-    let dst = Endpoint {
-        addr: record.addr[1],
-        port: record.port[1],
-    };
-    FlowKey::of_packet(record.family, record.proto, src, dst)
+    FlowKey::between(
+        record.family,
+        record.proto,
+        (record.addr[0], record.port[0]),
+        (record.addr[1], record.port[1]),
+    )
 }
 
 /// Whether a peer's insert of a flow this node holds is a new connection on the ports of one closed on
