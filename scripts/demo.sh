@@ -114,6 +114,8 @@ drops_before=$(sum_counter counters drop_out_of_window)
 held_before=$(sum_counter sync held)
 released_before=$(sum_counter sync hold_released)
 timeouts_before=$(sum_counter sync hold_timeout)
+redirected_before=$(sum_counter sync redirected_to_owner)
+redirect_states_before=$(sum_counter sync redirect_started)
 sync_pk_before=$(sum_counter sync packets_out)
 sync_by_before=$(sum_counter sync bytes_out)
 
@@ -144,9 +146,11 @@ drops=$(( $(sum_counter counters drop_out_of_window) - drops_before ))
 held=$(( $(sum_counter sync held) - held_before ))
 released=$(( $(sum_counter sync hold_released) - released_before ))
 timeouts=$(( $(sum_counter sync hold_timeout) - timeouts_before ))
+redirected=$(( $(sum_counter sync redirected_to_owner) - redirected_before ))
+redirect_states=$(( $(sum_counter sync redirect_started) - redirect_states_before ))
 sync_pk=$(( $(sum_counter sync packets_out) - sync_pk_before ))
 sync_by=$(( $(sum_counter sync bytes_out) - sync_by_before ))
-echo "   window drops $drops, held for the sync $held ($released passed after the update, $timeouts timed out), sync traffic $sync_pk packets, $sync_by bytes"
+echo "   window drops $drops, held for the sync $held ($released passed after the update, $timeouts timed out), redirected to the owner $redirected frames ($redirect_states flows), sync traffic $sync_pk packets, $sync_by bytes"
 
 echo "== $conns short connections on the asymmetric path (deferral on)"
 deferred_before=$(counter a sync deferred)
@@ -214,6 +218,7 @@ else
 fi
 printf '%-36s %s (target 0)\n' "window drops, asymmetric runs" "$drops"
 printf '%-36s %s held, %s passed after the update, %s timed out\n' "held for the sync (hold-and-recheck)" "$held" "$released" "$timeouts"
+printf '%-36s %s frames of %s flows sent to the node owning their state\n' "owner redirect (auto)" "$redirected" "$redirect_states"
 printf '%-36s %s packets, %s bytes\n' "sync traffic, asymmetric runs" "$sync_pk" "$sync_by"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"

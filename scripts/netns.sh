@@ -11,7 +11,8 @@
 #   tnd-client   eth0 198.18.1.10/24               (default route: a firewall's inside address)
 #   tnd-server   eth0 198.19.1.10/24               (default route: a firewall's outside address)
 #   tnd-fwa/b/c  in, out: DPDK ports (net_af_packet), no kernel addresses
-#                sync0  198.18.255.1/2/3 on the sync link (kernel interface, raw IP protocol 240)
+#                sync0  198.18.255.1/2/3 on the sync link (kernel interface, raw IP protocol 240, MTU
+#                       1600 for owner redirect's frames)
 #   tnd-sw       the three Linux bridges joining them: br-in, br-out, br-sync
 # Firewall addresses: inside 198.18.1.1/2/3, outside 198.19.1.1/2/3 (the profiles in config/profiles/netns/).
 #
@@ -78,6 +79,10 @@ up() {
     veth in "$ns" "$n-in" br-in
     veth out "$ns" "$n-out" br-out
     veth sync0 "$ns" "$n-sync" br-sync
+    # Owner redirect carries whole data frames over the sync link: room for a 1500-byte packet, its
+    # Ethernet header and the redirect's headers.
+    in_ns tnd-sw ip link set "$n-sync" mtu 1600
+    in_ns "$ns" ip link set sync0 mtu 1600
     in_ns "$ns" ip addr add "198.18.255.$i/24" dev sync0
     # The firewall's data interfaces belong to DPDK: the kernel must neither route nor answer on them.
     in_ns "$ns" sysctl -qw net.ipv4.ip_forward=0

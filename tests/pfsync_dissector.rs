@@ -472,7 +472,31 @@ fn packets() -> Vec<(Vec<u8>, Expected)> {
     b.section(Action::DelC, 2, &[Message::DelC(name(9))]);
     packets.push(b.finish());
 
+    packets.push(redirect_packet());
     packets
+}
+
+/// A frame redirected to its state's owner (docs/redirect.md): a 61-byte Ethernet frame of the local
+/// experimental ethertype (not IP, so that the only TTL in the row is the outer one), from port 3.
+fn redirect_packet() -> (Vec<u8>, Expected) {
+    let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0xb5];
+    frame.extend((0..47u8).map(|i| i ^ 0x3c));
+    let mut bytes = Vec::new();
+    tandem_sync::wire::redirect::emit(&mut bytes, 3, &frame).unwrap();
+    let mut expected = Expected::new();
+    for (field, value) in [
+        ("version", "6".to_string()),
+        ("len", bytes.len().to_string()),
+        ("cksum", "00".repeat(16)),
+        ("action", "240".to_string()),
+        ("action_len", "1".to_string()),
+        ("count", ((bytes.len() - 24) / 4).to_string()),
+        ("redirect.port", "3".to_string()),
+        ("redirect.frame_len", frame.len().to_string()),
+    ] {
+        expected.insert(field.to_string(), vec![value]);
+    }
+    (bytes, expected)
 }
 
 fn ipv4_checksum(header: &[u8]) -> u16 {

@@ -4,6 +4,7 @@
 
 use tandem::sim::cluster::{Cpu, Paths, Report, Scenario, UpdatePolicy, run};
 use tandem::sim::net::Ns;
+use tandem_config::Redirect;
 
 fn flow(rate: f64, sync_latency: Ns, policy: UpdatePolicy, cpu: Cpu) -> Scenario {
     Scenario {
@@ -208,4 +209,34 @@ fn hold_and_recheck_carries_a_flow_past_the_window_aware_limit() {
         r.window_drops,
         r.held
     );
+}
+
+#[test]
+#[ignore = "slow in a debug build; scripts/test.sh runs it in release"]
+fn owner_redirect_carries_a_flow_where_hold_and_recheck_alone_runs_out() {
+    // At 100 us of sync latency a 2M packets/s flow runs so far ahead of the sync that hold-and-recheck
+    // alone delays it into collapse; owner redirect sends the return frames to the creator, which sees
+    // the whole flow and refuses nothing.
+    let base = Scenario {
+        hold: true,
+        ..flow(
+            2_000_000.0,
+            Ns::micros(100),
+            UpdatePolicy::WindowAware,
+            Cpu::TANDEM,
+        )
+    };
+    let (hold_only, h) = relative(&base);
+    let (with, r) = relative(&Scenario {
+        redirect: Redirect::Auto,
+        ..base
+    });
+    eprintln!(
+        "hold only {hold_only:.3} ({} window drops), redirect {with:.3} ({} window drops, {} redirected)",
+        h.window_drops, r.window_drops, r.redirected
+    );
+    assert!(with >= 0.95, "with owner redirect: {with:.3}");
+    assert_eq!(r.window_drops, 0, "window drops with owner redirect");
+    assert!(r.redirected > 1000, "{} redirected", r.redirected);
+    assert!(hold_only < 0.5, "hold-and-recheck alone: {hold_only:.3}");
 }

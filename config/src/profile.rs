@@ -13,7 +13,9 @@ use crate::error::YamlPath;
 use crate::failover::{Failover, decode_failover};
 use crate::net::{InterfaceAddress, MacAddr, Prefix};
 use crate::rules::{Rule, decode_rules};
-use crate::sync::{SyncLink, SyncSettings, bounded, decode_host_id, decode_sync};
+use crate::sync::{
+    REDIRECT_OVERHEAD, Redirect, SyncLink, SyncSettings, bounded, decode_host_id, decode_sync,
+};
 
 /// Index of a port in the profile's `ports` list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -305,6 +307,42 @@ impl PortNames {
     }
 }
 
+/// Owner redirect carries whole data frames over the sync link: its MTU (the `mtu` given, or the sync
+/// port's) must take the largest data port's frame and the redirect's headers. A kernel interface's MTU is
+/// known only at run time, where a frame that does not fit is counted and dropped.
+fn check_redirect_mtu(d: &mut Decoder, sync: &SyncSettings, names: &PortNames, root: &Node<'_>) {
+    if sync.redirect == Redirect::Off {
+        return;
+    }
+    let sync_port = match sync.link {
+        SyncLink::Port(id) => Some(id),
+        SyncLink::Kernel { .. } => None,
+    };
+    let sync_mtu = match (&names.sync_mtu, sync_port) {
+        (Some((mtu, _)), _) => *mtu,
+        (None, Some(id)) => names.mtus[usize::from(id.0)],
+        (None, None) => return,
+    };
+    let data = (0..names.mtus.len())
+        .filter(|&i| Some(PortId(i as u16)) != sync_port)
+        .max_by_key(|&i| names.mtus[i]);
+    if let Some(i) = data {
+        let need = u32::from(names.mtus[i]) + 18 + u32::from(REDIRECT_OVERHEAD);
+        if u32::from(sync_mtu) < need {
+            d.error(
+                &root.path,
+                format!(
+                    "sync.redirect needs a sync MTU of at least {need} (port `{}`'s MTU {} plus its \
+                     Ethernet header and the redirect's {} bytes); it is {sync_mtu}",
+                    names.name(PortId(i as u16)),
+                    names.mtus[i],
+                    18 + REDIRECT_OVERHEAD
+                ),
+            );
+        }
+    }
+}
+
 const EAL_CORE_ARGS: [&str; 5] = ["-l", "-c", "--lcores", "--main-lcore", "--master-lcore"];
 
 /// Decodes the whole document into a profile, recording every problem in `d`.
@@ -355,6 +393,10 @@ pub(crate) fn decode_profile(d: &mut Decoder, root: &Value) -> Option<Profile> {
                 ),
             );
         }
+    }
+
+    if let Some(s) = &sync {
+        check_redirect_mtu(d, s, &names, &root);
     }
 
     let workers = match &workers_node {

@@ -99,6 +99,23 @@ impl Hold {
     };
 }
 
+/// Owner redirect: whether frames of a state this node cannot check in time travel over the sync link to
+/// the node that owns the state (its creator), which checks and forwards them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Redirect {
+    /// Never: such frames are held (hold-and-recheck) or dropped.
+    #[default]
+    Off,
+    /// For a TCP state that keeps needing holds, until its rate falls or its owner dies.
+    Auto,
+    /// Every frame of a TCP state a live peer created.
+    Always,
+}
+
+/// Bytes a redirected frame carries beyond itself over the sync link: an IPv4 header, a UDP header (when
+/// sync runs over UDP), the redirect datagram's headers (28 bytes) and up to 3 bytes of padding.
+pub const REDIRECT_OVERHEAD: u16 = 20 + 8 + 28 + 3;
+
 /// A sync peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncPeer {
@@ -136,6 +153,8 @@ pub struct SyncSettings {
     pub defer: Defer,
     /// Hold-and-recheck for packets ahead of the sync.
     pub hold: Hold,
+    /// Owner redirect (a Tandem extension: every node of the cluster must have the same setting).
+    pub redirect: Redirect,
     /// A peer silent this long is considered gone.
     pub peer_dead_ms: u32,
     /// We send at least one packet this often, so peers know we are alive.
@@ -413,6 +432,18 @@ pub(crate) fn decode_sync(
         None => Hold::DEFAULT,
         Some(n) => decode_hold(d, &n).unwrap_or(Hold::DEFAULT),
     };
+    let redirect = match f.node("redirect") {
+        None => Redirect::Off,
+        Some(n) => match (n.as_str(), n.value.as_bool()) {
+            (Some("off"), _) | (_, Some(false)) => Redirect::Off,
+            (Some("auto"), _) => Redirect::Auto,
+            (Some("always"), _) => Redirect::Always,
+            _ => {
+                d.error(&n.path, "expected `off`, `auto` or `always`");
+                Redirect::Off
+            }
+        },
+    };
     let peer_dead_ms = bounded(&mut f, d, "peer-dead-ms", 3000, 10, 600_000);
     let keepalive_ms = bounded(&mut f, d, "keepalive-ms", 1000, 1, 60_000);
     if keepalive_ms >= peer_dead_ms {
@@ -440,6 +471,7 @@ pub(crate) fn decode_sync(
         update_policy,
         defer,
         hold,
+        redirect,
         peer_dead_ms,
         keepalive_ms,
         bulk_rate_mbit,

@@ -252,6 +252,18 @@ pub struct WorkerCounters {
     pub datagrams_reassembled: Counter,
     /// Packets handed to the worker that holds their state (ICMP errors a NIC's RSS misplaced).
     pub redirected: Counter,
+    /// Frames sent to their state's owner over the sync link (owner redirect), and their bytes.
+    pub owner_redirected: Counter,
+    /// Bytes of those frames.
+    pub owner_redirected_bytes: Counter,
+    /// Frames a peer redirected to this node as their state's owner, and their bytes.
+    pub owner_received: Counter,
+    /// Bytes of those frames.
+    pub owner_received_bytes: Counter,
+    /// Frames checked here because the queue to the sync core was full when they were to be redirected.
+    pub owner_redirect_full: Counter,
+    /// States that started redirecting to their owner (auto: they kept needing holds).
+    pub redirect_started: Counter,
     /// Answers not sent because the worker's answer rate limit was reached.
     pub answers_limited: Counter,
     /// Answers not sent because the packet they would answer failed its transport checksum.
@@ -306,6 +318,12 @@ impl WorkerCounters {
             fragments_held: Counter::default(),
             datagrams_reassembled: Counter::default(),
             redirected: Counter::default(),
+            owner_redirected: Counter::default(),
+            owner_redirected_bytes: Counter::default(),
+            owner_received: Counter::default(),
+            owner_received_bytes: Counter::default(),
+            owner_redirect_full: Counter::default(),
+            redirect_started: Counter::default(),
             answers_limited: Counter::default(),
             answers_bad_checksum: Counter::default(),
             normalized: Counter::default(),
@@ -385,6 +403,21 @@ impl WorkerCounters {
                 self.datagrams_reassembled.get(),
             ),
             ("redirected".to_string(), self.redirected.get()),
+            ("owner_redirected".to_string(), self.owner_redirected.get()),
+            (
+                "owner_redirected_bytes".to_string(),
+                self.owner_redirected_bytes.get(),
+            ),
+            ("owner_received".to_string(), self.owner_received.get()),
+            (
+                "owner_received_bytes".to_string(),
+                self.owner_received_bytes.get(),
+            ),
+            (
+                "owner_redirect_full".to_string(),
+                self.owner_redirect_full.get(),
+            ),
+            ("redirect_started".to_string(), self.redirect_started.get()),
             ("answers_limited".to_string(), self.answers_limited.get()),
             (
                 "answers_bad_checksum".to_string(),

@@ -27,6 +27,9 @@ pub mod origin {
     pub const ALLOW_OPTS: u8 = 0x04;
     /// A peer has sent updates of it: packets ahead of what this node knows may wait for the next.
     pub const PEER_UPDATED: u8 = 0x08;
+    /// Peers acknowledged its insert (deferral): on an asymmetric path they see the other direction and
+    /// will update it, so packets ahead of what this node knows may wait for that.
+    pub const PEER_ACKED: u8 = 0x10;
 }
 
 /// One connection's state.
@@ -69,6 +72,22 @@ pub struct State {
     pub hops: [HopRef; 2],
     /// Packets of it waiting for a peer's update (hold-and-recheck).
     pub waiting: u16,
+    /// Owner redirect's view of it; local, never synced.
+    pub redirect: RedirectMark,
+}
+
+/// What owner redirect keeps of a state a peer created: its packets through this node in the current
+/// 100 ms epoch, the holds they needed, and whether its frames go to the owner now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedirectMark {
+    /// The epoch counted (time in 100 ms units, wrapping).
+    pub epoch: u32,
+    /// Packets in it (saturating).
+    pub packets: u16,
+    /// Packets in it that needed a hold (saturating).
+    pub holds: u8,
+    /// Whether the state's frames are redirected to its owner.
+    pub on: bool,
 }
 
 impl State {
@@ -365,6 +384,7 @@ mod tests {
             acked: [0; 2],
             hops: [HopRef::NONE; 2],
             waiting: 0,
+            redirect: RedirectMark::default(),
         }
     }
 

@@ -28,9 +28,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tandem_config::{Family, PortId};
+use tandem_config::{Family, PortId, Redirect};
 use tandem_sync::event::{
-    LocalEvent, PeerOp, SnapshotRequest, StateName, StateRecord, StateUpdate,
+    LocalEvent, PeerOp, ReleaseReason, SnapshotRequest, StateName, StateRecord, StateUpdate,
 };
 use tandem_sync::identity::{CreatorId, StateId};
 use tandem_sync::merge;
@@ -47,7 +47,7 @@ use crate::io::{PacketBuf, PortIo};
 use crate::reassembly::{Added, FRAGMENTS_PER_DATAGRAM, Reassembly, Refusal};
 use crate::route::{Hop, HopRef, HopTable, NextHop, RouteTable};
 use crate::rules::{RuleInput, RuleSet, Verdict};
-use crate::table::{InsertError, NO_RULE, State, StateTable, origin};
+use crate::table::{InsertError, NO_RULE, RedirectMark, State, StateTable, origin};
 use crate::tracker::tcp::{self, TcpRefusal, TcpSegment};
 use crate::tracker::{Side, Tracking, initial_pseudo_peers, track_pseudo};
 use crate::wire::build;
@@ -208,6 +208,8 @@ pub struct WorkerConfig {
     pub defer: Option<DeferSettings>,
     /// Hold-and-recheck for packets ahead of the sync; `None` when off.
     pub hold: Option<HoldSettings>,
+    /// Owner redirect.
+    pub redirect: Redirect,
     /// Which checksums software must verify.
     pub checksum: ChecksumCaps,
     /// Which worker holds each flow's state (the NICs' tables and software dispatch follow it).
@@ -283,6 +285,7 @@ impl WorkerConfig {
                 pool: (s.hold.pool as usize).min(pool_share).max(1),
                 per_state: s.hold.per_state.min(u32::from(u16::MAX)) as u16,
             });
+        let redirect = profile.sync.as_ref().map_or(Redirect::Off, |s| s.redirect);
         WorkerConfig {
             index,
             workers: profile.workers.cores.len().max(1),
@@ -295,6 +298,7 @@ impl WorkerConfig {
             push,
             defer,
             hold,
+            redirect,
             checksum: ChecksumCaps::SOFTWARE,
             placement: Placement::new(profile.workers.cores.len(), []),
         }
@@ -337,7 +341,33 @@ pub trait WorkerLinks<B> {
     /// Hands a packet received on `port` to another worker, whose shard holds the state it needs; gives it
     /// back if that worker's queue is full.
     fn redirect(&mut self, worker: usize, port: PortId, packet: B) -> Result<(), B>;
+    /// Whether the peer with host id `owner` is alive, so that frames may be redirected to it.
+    fn owner_alive(&self, owner: CreatorId) -> bool {
+        let _ = owner;
+        false
+    }
+    /// Sends a frame received on `port` to its state's owner `owner` over the sync link (owner redirect);
+    /// gives it back if the queue to the sync core is full.
+    fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: B) -> Result<(), B> {
+        let _ = (owner, port);
+        Err(packet)
+    }
+    /// The next frame a peer redirected to this worker as its state's owner, with the port it arrived on
+    /// at that peer.
+    fn pop_redirected(&mut self) -> Option<(PortId, B)> {
+        None
+    }
 }
+
+/// Owner redirect counts a state's packets per epoch of this length.
+const REDIRECT_EPOCH_US: u64 = 100_000;
+/// Holds in one epoch that make `auto` redirect a state ("it keeps needing holds").
+const REDIRECT_HOLDS: u8 = 2;
+/// Fewer packets than this in an epoch (1,000 a second), or an epoch without any, end a state's
+/// redirection: at that rate the sync keeps up.
+const REDIRECT_EXIT_PACKETS: u16 = 100;
+/// Redirected frames a worker takes from its queue per round.
+const REDIRECTED_BURST: usize = BURST;
 
 /// A packet waiting for a peer's newer update of its state.
 #[derive(Debug)]
@@ -418,6 +448,8 @@ pub struct Worker<B> {
     waiting: VecDeque<Waiting<B>>,
     /// The fragments after the first of the datagram being handled.
     followers: Vec<B>,
+    /// Whether the frame being handled was redirected here by a peer (this node owns its state).
+    from_peer: bool,
 }
 
 /// A worker's counters per rule: packets decided and states created.
@@ -453,6 +485,7 @@ impl<B: PacketBuf> Worker<B> {
             parked: VecDeque::with_capacity(PARKED),
             waiting: VecDeque::with_capacity(cfg.hold.map_or(0, |h| h.pool)),
             followers: Vec::with_capacity(FRAGMENTS_PER_DATAGRAM),
+            from_peer: false,
             cfg,
             rules,
             routes,
@@ -479,6 +512,14 @@ impl<B: PacketBuf> Worker<B> {
     /// Packets held for deferral now.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// When the next packet held for a peer's update (or for deferral) times out, if any: a caller that
+    /// polls only on input must poll again then.
+    pub fn next_hold_deadline(&self) -> Option<Instant> {
+        let waiting = self.waiting.front().map(|w| w.deadline);
+        let held = self.held.front().map(|h| h.deadline);
+        waiting.into_iter().chain(held).min()
     }
 
     fn timeout(&self, class: TimeoutClass) -> Duration {
@@ -519,6 +560,9 @@ impl<B: PacketBuf> Worker<B> {
             self.rx = rx;
             self.looked = looked;
         }
+        if self.cfg.redirect != Redirect::Off {
+            received += self.receive_redirected(io, links, now);
+        }
         self.release_due(now);
         self.transmit(io);
         self.expire(links, now);
@@ -529,6 +573,35 @@ impl<B: PacketBuf> Worker<B> {
         self.count_drops(DropReason::FragmentTimeout, timed_out);
         self.counters.states.set(self.table.len() as u64);
         received
+    }
+
+    /// Frames peers redirected here as their states' owner: handled as if received on the same port here,
+    /// except that their destination MAC is the peer's and that they are never redirected again.
+    fn receive_redirected<IO, L>(&mut self, io: &mut IO, links: &mut L, now: Instant) -> usize
+    where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let mut n = 0;
+        while n < REDIRECTED_BURST {
+            let Some((port, packet)) = links.pop_redirected() else {
+                break;
+            };
+            n += 1;
+            self.counters.owner_received.inc();
+            self.counters
+                .owner_received_bytes
+                .add(packet.as_ref().len() as u64);
+            if usize::from(port.0) >= self.cfg.ports.len() {
+                self.drop_packet(DropReason::Malformed);
+                continue;
+            }
+            let look = self.look(packet.as_ref());
+            self.from_peer = true;
+            self.process(io, links, packet, look, port, now);
+            self.from_peer = false;
+        }
+        n
     }
 
     fn transmit<IO: PortIo<Buf = B>>(&mut self, io: &mut IO) {
@@ -605,7 +678,7 @@ impl<B: PacketBuf> Worker<B> {
             }
         };
         let router = matches!(self.cfg.forwarding, Forwarding::Router);
-        if router && !self.addressed_to_us(packet.as_ref(), &m, ingress) {
+        if router && !self.from_peer && !self.addressed_to_us(packet.as_ref(), &m, ingress) {
             return self.drop_packet(DropReason::NotForUs);
         }
         if m.fragment != Fragment::None {
@@ -809,10 +882,28 @@ impl<B: PacketBuf> Worker<B> {
             if m.ip_options && self.table.get(index).origin & origin::ALLOW_OPTS == 0 {
                 return self.drop_packet(DropReason::IpOptions);
             }
+            let mut packet = packet;
+            if self.cfg.redirect != Redirect::Off
+                && !self.from_peer
+                && self.followers.is_empty()
+                && let Some(owner) = self.redirect_owner(links, index, now)
+            {
+                let len = packet.as_ref().len() as u64;
+                match links.to_owner(owner, ingress, packet) {
+                    Ok(()) => {
+                        self.counters.owner_redirected.inc();
+                        self.counters.owner_redirected_bytes.add(len);
+                        return;
+                    }
+                    Err(back) => {
+                        self.counters.owner_redirect_full.inc();
+                        packet = back;
+                    }
+                }
+            }
             match self.track(links, index, src_first, &transport, frame_len as u32, now) {
                 Ok(()) => {
                     self.counters.state_hits.inc();
-                    let mut packet = packet;
                     self.modulate(&mut packet, &m, index, src_first);
                     self.forward(io, links, packet, &m, ingress, egress, hop, now)
                 }
@@ -844,6 +935,63 @@ impl<B: PacketBuf> Worker<B> {
         )
     }
 
+    /// Owner redirect: the owner to send a packet of state `index` to, if its frames go there now. The owner
+    /// is the state's creator, one node for both directions, so that it sees the whole flow once the other
+    /// nodes redirect to it (two nodes each redirecting to the one that updated the other direction last
+    /// would only swap their blind spots). Counts the state's packets per epoch and ends an `auto`
+    /// redirection whose flow slowed down.
+    fn redirect_owner<L: WorkerLinks<B>>(
+        &mut self,
+        links: &L,
+        index: u32,
+        now: Instant,
+    ) -> Option<CreatorId> {
+        let creator = self.cfg.creator;
+        let mode = self.cfg.redirect;
+        let st = self.table.get_mut(index);
+        if st.tracking != Tracking::Tcp || st.creator == creator {
+            return None;
+        }
+        let epoch = (now.0 / REDIRECT_EPOCH_US) as u32;
+        let mark = &mut st.redirect;
+        if mark.epoch != epoch {
+            let next = mark.epoch.wrapping_add(1) == epoch;
+            if mark.on && (!next || mark.packets < REDIRECT_EXIT_PACKETS) {
+                mark.on = false;
+            }
+            *mark = RedirectMark {
+                epoch,
+                on: mark.on,
+                ..RedirectMark::default()
+            };
+        }
+        mark.packets = mark.packets.saturating_add(1);
+        let wanted = match mode {
+            Redirect::Always => true,
+            Redirect::Auto => mark.on,
+            Redirect::Off => false,
+        };
+        (wanted && links.owner_alive(st.creator)).then_some(st.creator)
+    }
+
+    /// `auto` redirect: a state a peer created needed a hold; after [`REDIRECT_HOLDS`] of them in an epoch
+    /// (or a hold that timed out) its frames go to its owner.
+    fn note_hold(&mut self, index: u32, timed_out: bool) {
+        if self.cfg.redirect != Redirect::Auto {
+            return;
+        }
+        let creator = self.cfg.creator;
+        let st = self.table.get_mut(index);
+        if st.creator == creator || st.redirect.on {
+            return;
+        }
+        st.redirect.holds = st.redirect.holds.saturating_add(1);
+        if timed_out || st.redirect.holds >= REDIRECT_HOLDS {
+            st.redirect.on = true;
+            self.counters.redirect_started.inc();
+        }
+    }
+
     /// A packet pf's checks refuse only for being `by` bytes ahead of what this node knows: on a state a
     /// peer updates, it waits (within the margin, the pool and the state's share) for the peer's newer
     /// update, which is asked for now; anything else is dropped at once, as pf does.
@@ -869,10 +1017,23 @@ impl<B: PacketBuf> Worker<B> {
             // A reassembled datagram's other fragments cannot wait with it: pf's plain drop.
             return self.drop_packet(DropReason::OutOfWindow);
         }
-        let st = self.table.get_mut(index);
-        if by > hold.margin || st.origin & (origin::FROM_PEER | origin::PEER_UPDATED) == 0 {
+        // A state a peer updates may wait for its next update. With owner redirect on, so may a state
+        // this node created whose insert peers acknowledged: it is the flow's owner, and its first data
+        // can outrun the return node's first update. Without redirect the creator drops such packets as
+        // pf does: in the simulation, holding them too left TCP without its early loss signal and the
+        // flow collapsed in slow-start overshoot (docs/simulation.md).
+        let curable = origin::FROM_PEER
+            | origin::PEER_UPDATED
+            | if self.cfg.redirect != Redirect::Off {
+                origin::PEER_ACKED
+            } else {
+                0
+            };
+        if by > hold.margin || self.table.get(index).origin & curable == 0 {
             return self.drop_packet(DropReason::OutOfWindow);
         }
+        self.note_hold(index, false);
+        let st = self.table.get_mut(index);
         if self.waiting.len() >= hold.pool {
             self.counters.hold_pool_full.inc();
             return self.drop_packet(DropReason::OutOfWindow);
@@ -958,6 +1119,7 @@ impl<B: PacketBuf> Worker<B> {
             if !gone {
                 let st = self.table.get_mut(w.index);
                 st.waiting = st.waiting.saturating_sub(1);
+                self.note_hold(w.index, true);
             }
             self.counters.hold_timeout.inc();
             self.counters.record_hold(now.since(w.since));
@@ -1072,6 +1234,7 @@ impl<B: PacketBuf> Worker<B> {
                     acked: [0; 2],
                     hops: [hop.map_or(HopRef::NONE, |h| h.slot), HopRef::NONE],
                     waiting: 0,
+                    redirect: RedirectMark::default(),
                 };
                 match self.table.insert(state) {
                     Ok(index) => {
@@ -1866,10 +2029,17 @@ impl<B: PacketBuf> Worker<B> {
                     let cleared = self.table.remove_where(|s| s.creator == creator);
                     self.counters.states_removed_by_peers.add(cleared as u64);
                 }
-                PeerOp::ReleaseDeferred { name, .. } => {
+                PeerOp::ReleaseDeferred { name, reason } => {
                     self.release(name);
                     if let Some(index) = self.table.find_id(name.creator, name.id) {
-                        self.table.get_mut(index).origin &= !origin::DEFERRED;
+                        let st = self.table.get_mut(index);
+                        st.origin &= !origin::DEFERRED;
+                        if matches!(
+                            reason,
+                            ReleaseReason::Acknowledged | ReleaseReason::UpdateReceived
+                        ) {
+                            st.origin |= origin::PEER_ACKED;
+                        }
                     }
                 }
                 PeerOp::ReadOne { name } => {
@@ -2007,6 +2177,7 @@ impl<B: PacketBuf> Worker<B> {
             bytes: record.bytes,
             hops: [HopRef::NONE; 2],
             waiting: 0,
+            redirect: RedirectMark::default(),
             origin: origin::FROM_PEER
                 | if record.flags & state_flags::ALLOWOPTS != 0 {
                     origin::ALLOW_OPTS

@@ -21,8 +21,10 @@ local SUBHEADER_LEN = 4
 local action_names = {
     [0] = "CLR", [1] = "OINS", [2] = "INS_ACK", [3] = "OUPD", [4] = "UPD_C", [5] = "UPD_REQ", [6] = "DEL",
     [7] = "DEL_C", [8] = "INS_F", [9] = "DEL_F", [10] = "BUS", [11] = "OTDB", [12] = "EOF", [13] = "INS",
-    [14] = "UPD", [15] = "TDB",
+    [14] = "UPD", [15] = "TDB", [0xf0] = "REDIRECT",
 }
+-- Tandem's owner-redirect section (docs/redirect.md): not pfsync; a plain pfsync peer skips it.
+local REDIRECT = 0xf0
 local known_len = {
     [0] = 20, [2] = 12, [4] = 84, [5] = 12, [6] = 264, [7] = 12, [10] = 12, [13] = 264, [14] = 264, [15] = 52,
 }
@@ -58,6 +60,8 @@ field("bytes", "cksum", "Checksum (pfcksum)")
 field("uint8", "action", "Action", base.DEC, action_names)
 field("uint8", "action_len", "Message length (words)", base.DEC)
 field("uint16", "count", "Count", base.DEC)
+field("uint16", "redirect.port", "Ingress port (index in the sender's profile)", base.DEC)
+field("uint16", "redirect.frame_len", "Frame length", base.DEC)
 field("bytes", "skipped", "Skipped section")
 field("bytes", "extra", "Bytes beyond the known message size")
 
@@ -404,6 +408,18 @@ function pfsync.dissector(tvb, pinfo, tree)
         end
         section:set_len(SUBHEADER_LEN + body)
         section:set_text(name .. ": " .. count .. " x " .. mlen .. " bytes" .. (skip and " (skipped)" or ""))
+        local frame_len = (action == REDIRECT and mlen == 4 and body >= 4) and tvb(off + 2, 2):uint() or nil
+        if frame_len and frame_len > 0 and frame_len <= body - 4 and body - 4 - frame_len <= 3 then
+            -- A data frame redirected to the node that owns its state: its port, then the frame itself.
+            section:set_text("REDIRECT (Tandem owner redirect): port " .. tvb(off, 2):uint() .. ", "
+                .. frame_len .. "-byte frame")
+            add(section, "redirect.port", tvb(off, 2))
+            add(section, "redirect.frame_len", tvb(off + 2, 2))
+            Dissector.get("eth_withoutfcs"):call(tvb(off + 4, frame_len):tvb(), pinfo, tree)
+            summary[#summary + 1] = "REDIRECT " .. frame_len .. " bytes"
+            off = off + body
+            goto continue
+        end
         if skip then
             if body > 0 then
                 add(section, "skipped", tvb(off, body))
@@ -422,6 +438,7 @@ function pfsync.dissector(tvb, pinfo, tree)
         end
         summary[#summary + 1] = name .. " x" .. count
         off = off + body
+        ::continue::
     end
     pinfo.cols.info = "pfsync v6 len " .. len .. ": " .. table.concat(summary, ", ")
 end

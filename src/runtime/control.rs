@@ -425,6 +425,24 @@ impl<'a> Control<'a> {
                 ("hold_timeout", sum(|c| c.hold_timeout.get())),
                 ("hold_pool_full", sum(|c| c.hold_pool_full.get())),
                 ("hold_state_full", sum(|c| c.hold_state_full.get())),
+                // Owner redirect: frames sent to their states' owners and received as owner.
+                ("redirected_to_owner", sum(|c| c.owner_redirected.get())),
+                (
+                    "redirected_to_owner_bytes",
+                    sum(|c| c.owner_redirected_bytes.get()),
+                ),
+                ("redirect_received", sum(|c| c.owner_received.get())),
+                (
+                    "redirect_received_bytes",
+                    sum(|c| c.owner_received_bytes.get()),
+                ),
+                ("redirect_started", sum(|c| c.redirect_started.get())),
+                ("redirect_queue_full", sum(|c| c.owner_redirect_full.get())),
+                ("redirect_no_owner", s.redirect_drops.no_owner),
+                ("redirect_too_big", s.redirect_drops.too_big),
+                ("redirect_not_from_peer", s.redirect_drops.not_from_peer),
+                ("redirect_malformed", s.redirect_drops.malformed),
+                ("redirect_no_room", s.redirect_drops.no_room),
             ] {
                 counters.push(counter(name, value));
             }
@@ -466,6 +484,10 @@ impl<'a> Control<'a> {
                     counters: vec![
                         counter("packets_in", p.packets_in),
                         counter("bytes_in", p.bytes_in),
+                        counter("redirected_to", p.redirect.frames_out),
+                        counter("redirected_to_bytes", p.redirect.bytes_out),
+                        counter("redirected_from", p.redirect.frames_in),
+                        counter("redirected_from_bytes", p.redirect.bytes_in),
                     ],
                 })
                 .collect();

@@ -1,9 +1,9 @@
 //! The bounded lock-free queues between threads: per worker, events to the sync core and operations back;
 //! packets punted to the control thread and packets it injects; next hops to resolve and neighbour
-//! updates; and a request flag for `tandem show states`. A full queue is reported to the sender, never
-//! waited on.
+//! updates; frames redirected to their states' owners and frames peers redirected here; and a request flag
+//! for `tandem show states`. A full queue is reported to the sender, never waited on.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
@@ -12,6 +12,7 @@ use tandem_dataplane::route::NextHop;
 use tandem_dataplane::table::State;
 use tandem_dataplane::worker::{ControlOp, WorkerLinks};
 use tandem_sync::event::{LocalEvent, PeerOp};
+use tandem_sync::identity::CreatorId;
 use tandem_sync::time::Instant;
 
 use super::io::DispatchQueues;
@@ -23,6 +24,10 @@ pub const EVENT_QUEUE: usize = 65_536;
 pub const OP_QUEUE: usize = 65_536;
 /// Packets punted to, or injected by, the control thread per worker.
 pub const PUNT_QUEUE: usize = 1024;
+/// Frames one worker may have waiting to be redirected to their owners, and redirected to it.
+pub const REDIRECT_QUEUE: usize = 4096;
+/// Peers whose liveness workers can see (the engine's peer masks are 64 bits wide).
+pub const MAX_OWNERS: usize = 64;
 
 /// Everything shared between one worker and the other threads.
 #[derive(Debug)]
@@ -39,6 +44,10 @@ pub struct WorkerChannels {
     pub inject: ArrayQueue<(PortId, Mbuf)>,
     /// Worker to control thread: next hops to resolve.
     pub resolve: ArrayQueue<NextHop>,
+    /// Worker to sync core: frames for their states' owners (owner redirect).
+    pub to_owner: ArrayQueue<(CreatorId, PortId, Mbuf)>,
+    /// Sync core to worker: frames peers redirected to this node as their states' owner.
+    pub redirected: ArrayQueue<(PortId, Mbuf)>,
     /// Set by the control thread to ask for a copy of the worker's states.
     pub dump_requested: AtomicBool,
     /// The buffer of that copy (locked once per request, never per packet).
@@ -73,9 +82,47 @@ impl WorkerChannels {
             punt: ArrayQueue::new(PUNT_QUEUE),
             inject: ArrayQueue::new(PUNT_QUEUE),
             resolve: ArrayQueue::new(PUNT_QUEUE),
+            to_owner: ArrayQueue::new(REDIRECT_QUEUE),
+            redirected: ArrayQueue::new(REDIRECT_QUEUE),
             dump_requested: AtomicBool::new(false),
             dump: Mutex::new(StateDump::Idle),
         })
+    }
+}
+
+/// The peers that are alive, by host id, as the sync core last saw them: what workers read to decide
+/// whether a state's owner can take its frames. Written by the sync core alone; read without locks.
+#[derive(Debug)]
+pub struct Owners {
+    alive: [AtomicU32; MAX_OWNERS],
+    count: AtomicUsize,
+}
+
+impl Owners {
+    /// No peer alive.
+    pub fn new() -> Arc<Owners> {
+        Arc::new(Owners {
+            alive: std::array::from_fn(|_| AtomicU32::new(0)),
+            count: AtomicUsize::new(0),
+        })
+    }
+
+    /// Publishes the host ids of the peers alive now (at most [`MAX_OWNERS`]).
+    pub fn publish(&self, alive: impl Iterator<Item = CreatorId>) {
+        let mut n = 0;
+        for id in alive.take(MAX_OWNERS) {
+            self.alive[n].store(id.0, Ordering::Relaxed);
+            n += 1;
+        }
+        self.count.store(n, Ordering::Release);
+    }
+
+    /// Whether the peer with host id `id` is alive.
+    pub fn is_alive(&self, id: CreatorId) -> bool {
+        let n = self.count.load(Ordering::Acquire).min(MAX_OWNERS);
+        self.alive[..n]
+            .iter()
+            .any(|a| a.load(Ordering::Relaxed) == id.0)
     }
 }
 
@@ -86,6 +133,8 @@ pub struct QueueLinks {
     pub channels: Arc<WorkerChannels>,
     /// The queues to the other workers, for packets whose state another worker holds.
     pub workers: Arc<DispatchQueues>,
+    /// Which peers are alive, for owner redirect.
+    pub owners: Arc<Owners>,
 }
 
 impl WorkerLinks<Mbuf> for QueueLinks {
@@ -114,6 +163,21 @@ impl WorkerLinks<Mbuf> for QueueLinks {
 
     fn redirect(&mut self, worker: usize, port: PortId, packet: Mbuf) -> Result<(), Mbuf> {
         self.workers.pass(worker, port, packet)
+    }
+
+    fn owner_alive(&self, owner: CreatorId) -> bool {
+        self.owners.is_alive(owner)
+    }
+
+    fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Mbuf) -> Result<(), Mbuf> {
+        self.channels
+            .to_owner
+            .push((owner, port, packet))
+            .map_err(|(_, _, packet)| packet)
+    }
+
+    fn pop_redirected(&mut self) -> Option<(PortId, Mbuf)> {
+        self.channels.redirected.pop()
     }
 }
 

@@ -183,6 +183,15 @@ fn kernel_interface_address(interface: &str) -> Result<Ipv4Addr> {
         .with_context(|| format!("interface {interface} has no IPv4 address; set sync.source"))
 }
 
+/// A kernel interface's MTU, from sysfs.
+fn kernel_interface_mtu(interface: &str) -> Option<u16> {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Runs the appliance described by `profile` until `stop` is set, then shuts it down cleanly.
 pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Result<RunSummary> {
     let clock = Clock::start();
@@ -264,7 +273,16 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
     let data_ports: Vec<PortId> = profile.data_ports().map(|(id, _)| id).collect();
     let backoff = Backoff::from_profile(&profile.workers);
     let sync_shared = Arc::new(sync_thread::SyncShared::default());
+    let owners = links::Owners::new();
 
+    // The largest packet the sync link carries: owner redirect's frames must fit it whole.
+    let sync_mtu = match profile.sync.as_ref() {
+        None => 1500,
+        Some(s) => s.mtu.unwrap_or_else(|| match &s.link {
+            SyncLink::Port(id) => profile.port(*id).mtu,
+            SyncLink::Kernel { interface } => kernel_interface_mtu(interface).unwrap_or(1500),
+        }),
+    };
     let engine = match engine_config(profile, 1500) {
         Some(mut cfg) => {
             if let Some(id) = sync_port {
@@ -364,6 +382,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                 links: links::QueueLinks {
                     channels: channels[w].clone(),
                     workers: dispatch_queues.clone(),
+                    owners: owners.clone(),
                 },
                 ports: data_ports.clone(),
                 backoff,
@@ -386,8 +405,25 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         if let (Some(engine), Some(transport), Some(sync)) =
             (engine, transport, profile.sync.as_ref())
         {
-            let (stop, eal, shared, channels) =
-                (&stop, &eal, sync_shared.clone(), channels.clone());
+            let (stop, eal, shared, channels, owners) = (
+                &stop,
+                &eal,
+                sync_shared.clone(),
+                channels.clone(),
+                owners.clone(),
+            );
+            let redirect_io =
+                (sync.redirect != tandem_config::Redirect::Off).then(|| sync_thread::RedirectIo {
+                    pool,
+                    placement,
+                    mtu: usize::from(sync_mtu),
+                    headers: 20
+                        + if matches!(sync.transport, Transport::Udp { .. }) {
+                            8
+                        } else {
+                            0
+                        },
+                });
             let core = sync.core;
             let sync_backoff = Backoff::new(
                 profile.workers.polling,
@@ -406,6 +442,8 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                             transport,
                             channels,
                             shared,
+                            owners,
+                            redirect_io,
                             stop,
                             sync_backoff,
                             || clock.now(),

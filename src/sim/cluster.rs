@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use tandem_config::Family;
-use tandem_config::PortId;
+use tandem_config::{PortId, Redirect};
 use tandem_dataplane::counters::{DropReason, WorkerCounters};
 use tandem_dataplane::flow::{Endpoint, FlowKey};
 use tandem_dataplane::io::MemoryIo;
@@ -83,12 +83,15 @@ impl UpdatePolicy {
 pub enum Cpu {
     /// Tandem: workers and the sync core have cores of their own. Forwarding is free in the model (its
     /// cost is measured by the benchmarks); the sync core spends `sync_packet` per sync packet sent or
-    /// received and `sync_event` per event from a worker.
+    /// received, `sync_event` per event from a worker and `redirect_frame` per frame it carries for owner
+    /// redirect at either end.
     Dedicated {
         /// Per sync packet sent or received.
         sync_packet: Ns,
         /// Per worker event.
         sync_event: Ns,
+        /// Per redirected frame sent or received.
+        redirect_frame: Ns,
     },
     /// One processor per node does everything in arrival order, the way a 2009 kernel ran pf and pfsync:
     /// `forward` per data frame, `sync_packet` per sync packet sent or received, with an input queue of
@@ -109,10 +112,13 @@ impl Cpu {
     /// Tandem's costs, from measurements with a margin: one update sent by an engine and applied by
     /// another costs 59 ns of engine time in all (`cargo bench -p tandem-sync --bench engine`), and DPDK
     /// moves a packet in and out in about 26 ns (testpmd io, docs/benchmarks.md); the model charges
-    /// 250 ns per sync packet at each end, more than twice the measured cost, and 50 ns per event.
+    /// 250 ns per sync packet at each end, more than twice the measured cost, and 50 ns per event. A
+    /// redirected frame costs the sync core a queue operation, a copy and a transmit or receive: the model
+    /// charges 100 ns at each end (a model input, not a measurement).
     pub const TANDEM: Cpu = Cpu::Dedicated {
         sync_packet: Ns(250),
         sync_event: Ns(50),
+        redirect_frame: Ns(100),
     };
     /// A 2009-class appliance (one CPU, pfsync through the kernel's IP stack): 25 us to forward a packet
     /// and 50 us to send or receive a sync packet. Calibrated so that pfsync's per-packet update exchange
@@ -128,6 +134,13 @@ impl Cpu {
     fn sync_packet(self) -> Ns {
         match self {
             Cpu::Dedicated { sync_packet, .. } | Cpu::Shared { sync_packet, .. } => sync_packet,
+        }
+    }
+
+    fn redirect_frame(self) -> Ns {
+        match self {
+            Cpu::Dedicated { redirect_frame, .. } => redirect_frame,
+            Cpu::Shared { sync_packet, .. } => sync_packet,
         }
     }
 
@@ -164,6 +177,9 @@ pub struct Scenario {
     /// Whether workers hold packets ahead of the sync for a peer's update (hold-and-recheck); off, a
     /// node drops them as pf does, which is what the classic and window-aware variants measure.
     pub hold: bool,
+    /// Owner redirect: whether a node sends the frames of a state it cannot check in time to the node
+    /// that created it, over the sync link.
+    pub redirect: Redirect,
     /// Each flow's packet rate (full-sized frames a second on the client's access link).
     pub flow_pps: f64,
     /// TCP payload per full segment.
@@ -206,6 +222,7 @@ impl Default for Scenario {
             paths: Paths::Asymmetric,
             policy: UpdatePolicy::WindowAware,
             hold: false,
+            redirect: Redirect::Off,
             flow_pps: 10_000.0,
             mss: 1448,
             hop_latency: Ns::micros(2),
@@ -376,6 +393,8 @@ pub struct Report {
     pub hold_released: u64,
     /// The 99th percentile of their wait, in microseconds (a power-of-two bucket's upper bound).
     pub hold_p99_us: Option<u64>,
+    /// Frames redirected to their states' owners over the sync link (owner redirect), all nodes.
+    pub redirected: u64,
 }
 
 impl Report {
@@ -405,6 +424,12 @@ impl ShardMap for OneShard {
 struct Links {
     events: VecDeque<LocalEvent>,
     ops: VecDeque<PeerOp>,
+    /// Host ids of the peers the sync engine holds alive (set before each poll).
+    alive: Vec<CreatorId>,
+    /// Frames for their states' owners.
+    to_owner: VecDeque<(CreatorId, PortId, Vec<u8>)>,
+    /// Frames peers redirected here.
+    redirected: VecDeque<(PortId, Vec<u8>)>,
 }
 
 impl WorkerLinks<Vec<u8>> for Links {
@@ -428,14 +453,41 @@ impl WorkerLinks<Vec<u8>> for Links {
         // One worker per simulated node: nothing is another worker's.
         Err(packet)
     }
+    fn owner_alive(&self, owner: CreatorId) -> bool {
+        self.alive.contains(&owner)
+    }
+    fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        self.to_owner.push_back((owner, port, packet));
+        Ok(())
+    }
+    fn pop_redirected(&mut self) -> Option<(PortId, Vec<u8>)> {
+        self.redirected.pop_front()
+    }
 }
 
 /// A unit of work for a processor.
 #[derive(Debug)]
 enum Job {
-    Frame { port: PortId, frame: Vec<u8> },
-    Datagram { from: Ipv4Addr, payload: Vec<u8> },
+    Frame {
+        port: PortId,
+        frame: Vec<u8>,
+    },
+    Datagram {
+        from: Ipv4Addr,
+        payload: Vec<u8>,
+    },
     Step,
+    /// A frame for its state's owner, through this node's sync core onto the sync link.
+    RedirectOut {
+        owner: usize,
+        port: PortId,
+        frame: Vec<u8>,
+    },
+    /// A frame a peer redirected here, through the sync core to the worker.
+    RedirectIn {
+        port: PortId,
+        frame: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -456,6 +508,8 @@ struct Node {
     cpus: Vec<Processor>,
     timer_at: Option<Ns>,
     step_queued: bool,
+    /// When the worker is due to poll for its held packets' timeout.
+    hold_poll: Option<Ns>,
 }
 
 struct Flow {
@@ -533,7 +587,7 @@ fn node_profile(sc: &Scenario, node: usize) -> Result<tandem_config::Profile> {
     );
     if sc.nodes > 1 {
         y.push_str(&format!(
-            "  - {{name: sync, device: net_null2, addresses: [{}/24]}}\n",
+            "  - {{name: sync, device: net_null2, mtu: 1600, addresses: [{}/24]}}\n",
             sync_addr(node)
         ));
     }
@@ -548,11 +602,16 @@ fn node_profile(sc: &Scenario, node: usize) -> Result<tandem_config::Profile> {
             .map(|j| format!("{{address: {}}}", sync_addr(j)))
             .collect();
         y.push_str(&format!(
-            "sync:\n  port: sync\n  core: 2\n  transport: multicast\n  peers: [{}]\n  update-policy: {}\n  flush-deadline-us: {}\n  defer: {{enabled: true, timeout-us: 20000, limit: 4096}}\n  hold: {{enabled: {}}}\n",
+            "sync:\n  port: sync\n  core: 2\n  transport: multicast\n  peers: [{}]\n  update-policy: {}\n  flush-deadline-us: {}\n  defer: {{enabled: true, timeout-us: 20000, limit: 4096}}\n  hold: {{enabled: {}}}\n  redirect: {}\n",
             peers.join(", "),
             sc.policy.name(),
             (sc.flush_deadline.0 / 1000).max(1),
             sc.hold,
+            match sc.redirect {
+                Redirect::Off => "off",
+                Redirect::Auto => "auto",
+                Redirect::Always => "always",
+            },
         ));
     }
     y.push_str(
@@ -613,6 +672,7 @@ pub struct Simulation {
     lost_at_dead_node: u64,
     sync_packets: u64,
     sync_bytes: u64,
+    redirected_frames: u64,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -687,6 +747,7 @@ impl Simulation {
                 cpus,
                 timer_at: None,
                 step_queued: false,
+                hold_poll: None,
             });
         }
         let frame = u64::from(sc.mss + FRAME_OVERHEAD);
@@ -775,6 +836,7 @@ impl Simulation {
             lost_at_dead_node: 0,
             sync_packets: 0,
             sync_bytes: 0,
+            redirected_frames: 0,
         };
         let warmup = sc.warmup();
         for i in 0..sc.flows {
@@ -938,6 +1000,28 @@ impl Simulation {
                 self.poll_worker(node, now + cost);
                 cost
             }
+            Job::RedirectOut { owner, port, frame } => {
+                let cost = self.sc.cpu.redirect_frame();
+                let link = &mut self.sync_links[node * self.nodes.len() + owner];
+                let bytes = frame.len() + tandem_sync::wire::redirect::REDIRECT_HEADER_LEN;
+                if let Some(arrival) = link.offer(now + cost, bytes + SYNC_OVERHEAD) {
+                    self.redirected_frames += 1;
+                    self.events.push(
+                        arrival,
+                        Event::Job {
+                            node: owner,
+                            job: Job::RedirectIn { port, frame },
+                        },
+                    );
+                }
+                cost
+            }
+            Job::RedirectIn { port, frame } => {
+                let cost = self.sc.cpu.redirect_frame();
+                self.nodes[node].links.redirected.push_back((port, frame));
+                self.poll_worker(node, now + cost);
+                cost
+            }
             Job::Datagram { from, payload } => {
                 // Received packets are handled as they come; what they cause goes out with the next step,
                 // which follows the packets queued before it (the sync core reads a burst, then sends).
@@ -1053,13 +1137,30 @@ impl Simulation {
     /// it sends onto the links at `at`.
     fn poll_worker(&mut self, node: usize, at: Ns) {
         let had_events;
-        let (to_server, to_client) = {
+        let (to_server, to_client, to_owners) = {
             let n = &mut self.nodes[node];
+            if let Some(e) = &n.engine {
+                n.links.alive.clear();
+                n.links.alive.extend(
+                    e.peers()
+                        .iter()
+                        .filter(|(_, p)| p.alive)
+                        .filter_map(|(_, p)| p.host_id),
+                );
+            }
             n.worker
                 .poll(&mut n.io, &mut n.links, &PORTS, self.now.instant());
             had_events = !n.links.events.is_empty();
-            (n.io.take_sent(OUTSIDE), n.io.take_sent(INSIDE))
+            let to_owners: Vec<_> = n.links.to_owner.drain(..).collect();
+            (n.io.take_sent(OUTSIDE), n.io.take_sent(INSIDE), to_owners)
         };
+        for (owner, port, frame) in to_owners {
+            let Some(owner) = (0..self.nodes.len()).find(|&j| CreatorId(host_id(j)) == owner)
+            else {
+                continue;
+            };
+            self.arrive(node, Job::RedirectOut { owner, port, frame });
+        }
         for frame in to_server {
             let Some(i) = flow_of(&frame, true) else {
                 continue;
@@ -1100,6 +1201,17 @@ impl Simulation {
         }
         if had_events {
             self.request_step(node);
+        }
+        // A worker polls on its own when held packets time out.
+        if let Some(due) = self.nodes[node].worker.next_hold_deadline() {
+            let at = Ns::of_instant(due).max(self.now) + Ns::micros(1);
+            if self.nodes[node]
+                .hold_poll
+                .is_none_or(|t| t > at || t < self.now)
+            {
+                self.nodes[node].hold_poll = Some(at);
+                self.events.push(at, Event::Ops { node });
+            }
         }
     }
 
@@ -1249,6 +1361,7 @@ impl Simulation {
                 .sum::<u64>();
         r.lost_at_dead_node = self.lost_at_dead_node;
         r.sync_packets = self.sync_packets;
+        r.redirected = self.redirected_frames;
         r.sync_bytes = self.sync_bytes;
         r.sync_lost = self.sync_links.iter().map(|l| l.stats().losses).sum();
         r.lag = Percentiles::of(self.lag.clone());

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use tandem_config::Redirect;
 
 use super::cluster::{self, Cpu, Paths, Report, Scenario, UpdatePolicy};
 use super::net::Ns;
@@ -21,6 +22,8 @@ pub struct Variant {
     pub cpu: Cpu,
     /// Whether workers hold packets ahead of the sync for a peer's update.
     pub hold: bool,
+    /// Owner redirect.
+    pub redirect: Redirect,
 }
 
 /// pfsync's policy on the original's hardware.
@@ -29,6 +32,7 @@ pub const CLASSIC_2009: Variant = Variant {
     policy: UpdatePolicy::Classic,
     cpu: Cpu::PFSYNC_2009,
     hold: false,
+    redirect: Redirect::Off,
 };
 /// pfsync's policy on Tandem's sync core.
 pub const CLASSIC: Variant = Variant {
@@ -36,6 +40,7 @@ pub const CLASSIC: Variant = Variant {
     policy: UpdatePolicy::Classic,
     cpu: Cpu::TANDEM,
     hold: false,
+    redirect: Redirect::Off,
 };
 /// Tandem's policy on Tandem's sync core.
 pub const WINDOW_AWARE: Variant = Variant {
@@ -43,6 +48,7 @@ pub const WINDOW_AWARE: Variant = Variant {
     policy: UpdatePolicy::WindowAware,
     cpu: Cpu::TANDEM,
     hold: false,
+    redirect: Redirect::Off,
 };
 /// Tandem's policy with hold-and-recheck: packets ahead of the sync wait for the peer's update.
 pub const HOLD: Variant = Variant {
@@ -50,6 +56,16 @@ pub const HOLD: Variant = Variant {
     policy: UpdatePolicy::WindowAware,
     cpu: Cpu::TANDEM,
     hold: true,
+    redirect: Redirect::Off,
+};
+/// Hold-and-recheck and owner redirect (`auto`): a flow that keeps needing holds has its return frames
+/// sent to the node that created its state.
+pub const REDIRECT: Variant = Variant {
+    name: "hold-and-recheck + owner redirect",
+    policy: UpdatePolicy::WindowAware,
+    cpu: Cpu::TANDEM,
+    hold: true,
+    redirect: Redirect::Auto,
 };
 
 /// What to sweep.
@@ -87,7 +103,7 @@ impl SweepConfig {
         SweepConfig {
             rates,
             latencies: vec![Ns::micros(10), Ns::micros(100), Ns::millis(1)],
-            variants: vec![CLASSIC_2009, CLASSIC, WINDOW_AWARE, HOLD],
+            variants: vec![CLASSIC_2009, CLASSIC, WINDOW_AWARE, HOLD, REDIRECT],
             segments: 20_000.0,
             bisect: 5,
             scenarios: true,
@@ -180,6 +196,7 @@ pub fn sweep_scenario(cfg: &SweepConfig, variant: Variant, rate: f64, latency: N
     Scenario {
         policy: variant.policy,
         hold: variant.hold,
+        redirect: variant.redirect,
         cpu: variant.cpu,
         flow_pps: rate,
         sync_latency: latency,
@@ -375,10 +392,12 @@ fn scenario_list(cfg: &SweepConfig) -> Vec<(String, Variant, Scenario)> {
         ..base.clone()
     };
     let mut list = Vec::new();
-    for v in [CLASSIC, WINDOW_AWARE] {
+    for v in [CLASSIC, WINDOW_AWARE, REDIRECT] {
         let with = |sc: &Scenario| Scenario {
             policy: v.policy,
             cpu: v.cpu,
+            hold: v.hold,
+            redirect: v.redirect,
             ..sc.clone()
         };
         list.push((
@@ -467,7 +486,24 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
          not modelled as a bottleneck (its cost is in [benchmarks.md](benchmarks.md)). *2009 appliance*: \
          one CPU forwards (25 us a packet) and syncs (50 us per sync packet), in arrival order, behind a \
          256-packet input queue: calibrated so that the per-packet update exchange of pfsync's policy \
-         overloads it just above the 10,000 packets/s the original work reported.\n"
+         overloads it just above the 10,000 packets/s the original work reported. With owner redirect, \
+         the sync core also spends 100 ns per redirected frame at each end (a model input: a queue \
+         operation, a copy and a transmit or receive).\n"
+    );
+    let _ = writeln!(
+        m,
+        "**Owner redirect** (`redirect: auto`): a state the return node keeps holding packets for (two holds \
+         within 100 ms) has its frames sent over the sync link to the node that created it, which sees the \
+         whole flow from then on and checks every packet against a current state; it ends when the flow \
+         slows below 1,000 packets/s or the owner dies. Its cost is latency: the redirected direction \
+         crosses the sync link, so the flow's round trip grows by the sync latency, and a TCP flow then \
+         needs a window of rate x sync latency (14.5 MB at 10M packets/s and 1 ms, more than the \
+         endpoints' 6 MB buffers) and a bottleneck queue to match (this one holds 256 frames). Where \
+         goodput falls short with redirect below, no packet was refused: the flow is window- or \
+         queue-limited by the longer round trip. On the creator, with redirect on, packets ahead of the \
+         sync wait for the return node's first update instead of being dropped (without redirect they \
+         are dropped, as pf does: holding them there too took TCP's early loss signal away and the flow \
+         collapsed in slow-start overshoot, 0.10 of the single firewall at 500k packets/s and 100 us).\n"
     );
     let _ = writeln!(
         m,
@@ -547,16 +583,19 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
          bytes per data segment, the age of the return node's copy of the sender's progress when \
          acknowledgements reached it (median and 99th percentile), and, with hold-and-recheck, the \
          packets held for a peer's update and the 99th percentile of their wait (the latency they \
-         gained; a power-of-two bucket's upper bound).\n"
+         gained; a power-of-two bucket's upper bound); with owner redirect, the frames redirected.\n"
     );
     for v in &cfg.variants {
         for &l in &cfg.latencies {
             let _ = writeln!(m, "### {}, sync latency {}\n", v.name, human_ns(l));
             let _ = writeln!(
                 m,
-                "| rate (pps) | goodput vs single | window drops | retransmits | sync pkts / data | sync bytes / data | copy age p50 | p99 | held | hold wait p99 |"
+                "| rate (pps) | goodput vs single | window drops | retransmits | sync pkts / data | sync bytes / data | copy age p50 | p99 | held | hold wait p99 | redirected |"
             );
-            let _ = writeln!(m, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                m,
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
             for p in r
                 .points
                 .iter()
@@ -564,7 +603,7 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
             {
                 let _ = writeln!(
                     m,
-                    "| {} | {:.2} | {} | {} | {:.3} | {:.1} | {} | {} | {} | {} |",
+                    "| {} | {:.2} | {} | {} | {:.3} | {:.1} | {} | {} | {} | {} | {} |",
                     human_rate(p.rate),
                     p.relative(),
                     p.report.window_drops,
@@ -577,6 +616,7 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
                     p.report
                         .hold_p99_us
                         .map_or("-".to_string(), |us| human_ns(Ns::micros(us))),
+                    p.report.redirected,
                 );
             }
             let _ = writeln!(m);
@@ -586,9 +626,9 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
         let _ = writeln!(m, "## Cluster scenarios (sync latency 100 us)\n");
         let _ = writeln!(
             m,
-            "| scenario | variant | goodput vs single | window drops | other drops | retransmits | flows established / delivering at the end | sync pkts / data | deferred (IACK / timeout) |"
+            "| scenario | variant | goodput vs single | window drops | other drops | retransmits | flows established / delivering at the end | sync pkts / data | deferred (IACK / timeout) | held | redirected |"
         );
-        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(m, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for s in &r.scenarios {
             let rel = if s.baseline_bps > 0.0 {
                 s.report.goodput_bps / s.baseline_bps
@@ -597,7 +637,7 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
             };
             let _ = writeln!(
                 m,
-                "| {} | {} | {:.2} | {} | {} | {} | {} / {} of {} | {:.3} | {} ({} / {}) |",
+                "| {} | {} | {:.2} | {} | {} | {} | {} / {} of {} | {:.3} | {} ({} / {}) | {} | {} |",
                 s.name,
                 s.variant.name,
                 rel,
@@ -611,6 +651,8 @@ pub fn markdown(cfg: &SweepConfig, r: &Results, command: &str) -> String {
                 s.report.deferred,
                 s.report.released_by_iack,
                 s.report.released_by_timeout,
+                s.report.held,
+                s.report.redirected,
             );
         }
         let _ = writeln!(m);

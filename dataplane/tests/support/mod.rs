@@ -21,6 +21,7 @@ pub use tandem_dataplane::worker::{
     ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
 };
 pub use tandem_sync::event::{LocalEvent, PeerOp, ReleaseReason, StateName, StateUpdate};
+pub use tandem_sync::identity::CreatorId;
 pub use tandem_sync::time::{Duration, Instant};
 
 pub const INSIDE: PortId = PortId(0);
@@ -39,6 +40,14 @@ pub struct Links {
     pub punted: Vec<(PortId, Vec<u8>)>,
     pub resolve: Vec<NextHop>,
     pub redirected: Vec<(usize, PortId, Vec<u8>)>,
+    /// Host ids of the peers alive (owner redirect).
+    pub alive: Vec<CreatorId>,
+    /// Frames sent to their owners.
+    pub to_owner: Vec<(CreatorId, PortId, Vec<u8>)>,
+    /// How many frames the queue to the sync core takes; unbounded when `None`.
+    pub to_owner_room: Option<usize>,
+    /// Frames peers redirected to this worker.
+    pub from_peers: VecDeque<(PortId, Vec<u8>)>,
 }
 
 impl WorkerLinks<Vec<u8>> for Links {
@@ -69,6 +78,22 @@ impl WorkerLinks<Vec<u8>> for Links {
     fn redirect(&mut self, worker: usize, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
         self.redirected.push((worker, port, packet));
         Ok(())
+    }
+    fn owner_alive(&self, owner: CreatorId) -> bool {
+        self.alive.contains(&owner)
+    }
+    fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
+        if self
+            .to_owner_room
+            .is_some_and(|room| self.to_owner.len() >= room)
+        {
+            return Err(packet);
+        }
+        self.to_owner.push((owner, port, packet));
+        Ok(())
+    }
+    fn pop_redirected(&mut self) -> Option<(PortId, Vec<u8>)> {
+        self.from_peers.pop_front()
     }
 }
 

@@ -29,6 +29,7 @@ mod header;
 mod message;
 mod packet;
 mod peer;
+pub mod redirect;
 mod state;
 mod state_ref;
 mod subheader;
