@@ -2,7 +2,7 @@
 # Tandem's demo: an active-active cluster carrying real Linux TCP over asymmetric paths, and a failover.
 #
 # Builds, sets up network namespaces (scripts/netns.sh: a client, a server, two firewalls and a sync link),
-# starts two `tandem` processes (DPDK net_af_packet ports on the veths, adaptive polling, state sync over
+# starts two `tandem` processes (DPDK net_af_xdp ports on the veths, adaptive polling, state sync over
 # the sync link, deferral on) and then:
 #   1. iperf3 through fw-a alone (symmetric), then client->server through fw-a and server->client through
 #      fw-b (asymmetric), single stream and 4 streams;
@@ -208,7 +208,7 @@ fi
 
 echo
 echo "================ Tandem active-active demo: summary ================"
-printf '%-36s %s\n' "firewalls" "$nodes (DPDK net_af_packet on veths, adaptive polling, 2 CPUs shared with the traffic)"
+printf '%-36s %s\n' "firewalls" "$nodes (DPDK net_af_xdp on veths, adaptive polling, 2 CPUs shared with the traffic)"
 printf '%-36s %s Mbit/s\n' "iperf3 symmetric (fw-a both ways)" "$sym"
 if [ "$nodes" = 2 ]; then
   printf '%-36s %s Mbit/s (%s of symmetric; target 0.95)\n' "iperf3 asymmetric (a out, b back)" "$asym" "$(ratio "$asym" "$sym")"

@@ -10,7 +10,7 @@
 # Namespaces (all named tnd-*):
 #   tnd-client   eth0 198.18.1.10/24               (default route: a firewall's inside address)
 #   tnd-server   eth0 198.19.1.10/24               (default route: a firewall's outside address)
-#   tnd-fwa/b/c  in, out: DPDK ports (net_af_packet), no kernel addresses
+#   tnd-fwa/b/c  in, out: DPDK ports (net_af_xdp), no kernel addresses
 #                sync0  198.18.255.1/2/3 on the sync link (kernel interface, raw IP protocol 240, MTU
 #                       1600 for owner redirect's frames)
 #   tnd-sw       the three Linux bridges joining them: br-in, br-out, br-sync
