@@ -36,8 +36,9 @@ cargo build --release --locked --quiet
 tandem=$PWD/target/release/tandem
 
 work=$(mktemp -d /tmp/tandem-demo.XXXXXX)
-sockdir=/run/tandem-netns
-declare -A fw_pid
+profiles=config/profiles/netns
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 failures=()
 
 cleanup() {
@@ -54,46 +55,8 @@ trap 'echo; echo "interrupted"; exit 130' INT TERM
 
 fail() { failures+=("$*"); echo "   FAILED: $*"; }
 
-start_fw() {
-  local n=$1
-  ip netns exec "tnd-fw$n" "$tandem" run --profile "config/profiles/netns/fw-$n.yaml" \
-    --stats-interval-ms 5000 > "$work/fw$n.out" 2> "$work/fw$n.err" &
-  fw_pid[$n]=$!
-  disown "${fw_pid[$n]}"
-}
-
-show() { "$tandem" show "$2" --socket "$sockdir/fw-$1.sock" 2>/dev/null; }
-counter() { show "$1" "$2" | awk -v k="$3" '$1 == k {print $2; exit}'; }
-in_sync() { show "$1" sync | grep -q '^in sync: yes'; }
-
-wait_in_sync() {
-  local n=$1 limit=${2:-100} i
-  for ((i = 0; i < limit; i++)); do
-    if in_sync "$n"; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# iperf3 from the client; prints the receiver's Mbit/s.
-iperf() {
-  ip netns exec tnd-client iperf3 -c 198.19.1.10 -f m "$@" > "$work/iperf.out" 2>&1 || true
-  awk '/receiver/ {for (i = 1; i < NF; i++) if ($(i+1) == "Mbits/sec") r = $i} END {print r + 0}' "$work/iperf.out"
-}
-
-sum_counter() { # topic key: the sum over every running firewall
-  local total=0 n v
-  for n in "${!fw_pid[@]}"; do
-    v=$(counter "$n" "$1" "$2"); total=$((total + ${v:-0}))
-  done
-  echo "$total"
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
-
 echo "== network namespaces: client, server, $nodes firewalls, sync link"
 scripts/netns.sh up "$nodes" >/dev/null
-mkdir -p "$sockdir"
 names=(a b); [ "$nodes" = 3 ] && names=(a b c)
 for n in "${names[@]}"; do start_fw "$n"; done
 for n in "${names[@]}"; do

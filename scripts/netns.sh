@@ -2,7 +2,10 @@
 # The cluster test topology in network namespaces: a client and a server, two or three firewalls between
 # them, and a sync link among the firewalls. Nothing leaves these namespaces.
 #
-#   scripts/netns.sh up [2|3]     build it (tears down a previous one first)
+#   scripts/netns.sh up [2|3] [relay]   build it (tears down a previous one first); with `relay`, fw-b's
+#                                      sync veth ends in tnd-relay (r-b) instead of the switch, and a
+#                                      second veth (r-sw) joins tnd-relay to the sync bridge: a relay
+#                                      process there (`tandem relay`) makes fw-b's sync link slow
 #   scripts/netns.sh down         remove every namespace it made
 #   scripts/netns.sh route SIDE NODE   send the client's (SIDE=client) or the server's (SIDE=server)
 #                                      traffic through firewall NODE (a, b or c)
@@ -20,7 +23,7 @@
 # unfinished, and a forwarder reading them with AF_PACKET passes them on as they are.
 set -euo pipefail
 
-NS=(tnd-client tnd-server tnd-fwa tnd-fwb tnd-fwc tnd-sw)
+NS=(tnd-client tnd-server tnd-fwa tnd-fwb tnd-fwc tnd-sw tnd-relay)
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -52,11 +55,13 @@ veth() {
 }
 
 up() {
-  local nodes=${1:-2}
+  local nodes=${1:-2} relay=${2:-}
   case "$nodes" in 2 | 3) ;; *) echo "netns.sh: up takes 2 or 3 firewalls" >&2; exit 2 ;; esac
+  case "$relay" in "" | relay) ;; *) echo "netns.sh: up [2|3] [relay]" >&2; exit 2 ;; esac
   down
   for ns in "${NS[@]}"; do
     [ "$ns" = tnd-fwc ] && [ "$nodes" = 2 ] && continue
+    [ "$ns" = tnd-relay ] && [ -z "$relay" ] && continue
     ip netns add "$ns"
     in_ns "$ns" ip link set lo up
     in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -78,11 +83,24 @@ up() {
     local ns=tnd-fw$n
     veth in "$ns" "$n-in" br-in
     veth out "$ns" "$n-out" br-out
-    veth sync0 "$ns" "$n-sync" br-sync
     # Owner redirect carries whole data frames over the sync link: room for a 1500-byte packet, its
     # Ethernet header and the redirect's headers.
-    in_ns tnd-sw ip link set "$n-sync" mtu 1600
-    in_ns "$ns" ip link set sync0 mtu 1600
+    if [ "$n" = b ] && [ -n "$relay" ]; then
+      ip link add tnd-r-b type veth peer name tnd-r-b-p
+      ip link set tnd-r-b netns tnd-relay
+      ip link set tnd-r-b-p netns "$ns"
+      in_ns tnd-relay ip link set tnd-r-b name r-b
+      in_ns "$ns" ip link set tnd-r-b-p name sync0
+      in_ns tnd-relay ip link set r-b mtu 1600 up
+      in_ns "$ns" ip link set sync0 mtu 1600 up
+      veth r-sw tnd-relay r-sw br-sync
+      in_ns tnd-sw ip link set r-sw mtu 1600
+      in_ns tnd-relay ip link set r-sw mtu 1600
+    else
+      veth sync0 "$ns" "$n-sync" br-sync
+      in_ns tnd-sw ip link set "$n-sync" mtu 1600
+      in_ns "$ns" ip link set sync0 mtu 1600
+    fi
     in_ns "$ns" ip addr add "198.18.255.$i/24" dev sync0
     # The firewall's data interfaces belong to DPDK: the kernel must neither route nor answer on them.
     in_ns "$ns" sysctl -qw net.ipv4.ip_forward=0
@@ -110,8 +128,8 @@ route() {
 }
 
 case "${1:-}" in
-  up) up "${2:-2}" ;;
+  up) up "${2:-2}" "${3:-}" ;;
   down) down ;;
   route) route "${2:?client or server}" "${3:?a, b or c}" ;;
-  *) echo "usage: $0 up [2|3] | down | route client|server a|b|c" >&2; exit 2 ;;
+  *) echo "usage: $0 up [2|3] [relay] | down | route client|server a|b|c" >&2; exit 2 ;;
 esac

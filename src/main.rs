@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_control::admin::{Format, Request, Topic};
 
+use tandem::relay::RelaySpec;
 use tandem::runtime::{self, RunOptions};
 use tandem::traffic::{self, TrafficSpec};
 
@@ -97,6 +98,23 @@ enum Command {
         #[arg(long, value_name = "N")]
         blocked_every: Option<u32>,
     },
+    /// Relay frames between two DPDK devices with a fixed one-way delay, both ways, until SIGINT or
+    /// SIGTERM: a slow link for tests on a kernel without `netem` (e.g. in the sync link of the namespace
+    /// cluster). Prints the frames relayed and dropped per direction at the end.
+    Relay {
+        /// The first device (a vdev string, e.g. `net_af_packet0,iface=r0`).
+        #[arg(long)]
+        a: String,
+        /// The second device.
+        #[arg(long)]
+        b: String,
+        /// One-way delay in microseconds.
+        #[arg(long, default_value_t = 2000)]
+        delay_us: u64,
+        /// MTU of both ports.
+        #[arg(long, default_value_t = 1600)]
+        mtu: u16,
+    },
     /// Run the deterministic cluster simulation: one TCP flow over asymmetric paths through two nodes
     /// (real dataplane and sync engine, virtual time) at 1k to 10M packets/s, for pfsync's classic
     /// policy and the window-aware one at sync latencies of 10 us, 100 us and 1 ms, plus cluster
@@ -121,6 +139,16 @@ fn main() -> ExitCode {
             simulate(&out, quick, seed).map(|()| ExitCode::SUCCESS)
         }
         Command::Check { profile } => check(&profile),
+        Command::Relay {
+            a,
+            b,
+            delay_us,
+            mtu,
+        } => relay(RelaySpec {
+            devices: [a, b],
+            delay: Duration::from_micros(delay_us),
+            mtu,
+        }),
         Command::Run {
             profile,
             stats_interval_ms,
@@ -238,6 +266,27 @@ fn show(
     }
 }
 
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
+fn relay(spec: RelaySpec) -> Result<ExitCode> {
+    let stop = stop_on_signals()?;
+    let stats = tandem::relay::run(&spec, &stop)?;
+    println!(
+        "relayed {} and {} frames, dropped {} and {} (a to b, b to a)",
+        stats.relayed[0], stats.relayed[1], stats.dropped[0], stats.dropped[1]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(path: &Path, stats_interval_ms: Option<u64>) -> Result<ExitCode> {
     let profile = match tandem_config::load(path) {
         Ok(profile) => profile,
@@ -246,13 +295,7 @@ fn run(path: &Path, stats_interval_ms: Option<u64>) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
-    }
+    let stop = stop_on_signals()?;
     let options = RunOptions {
         stats_interval: stats_interval_ms.map(Duration::from_millis),
     };

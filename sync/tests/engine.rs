@@ -722,3 +722,44 @@ fn a_worker_holding_a_packet_gets_a_fresh_copy_of_its_state_from_the_peer() {
     c.run_for(Duration::millis(1));
     assert_eq!(c.nodes[1].engine.stats().requests_suppressed, 1);
 }
+
+#[test]
+fn a_peers_host_id_is_learnt_from_its_inserts_when_no_bulk_status_announced_it() {
+    // Owner redirect sends a state's frames to the peer whose host id created it. pfsync announces host
+    // ids only in bulk status messages, which a node may never see from a peer (on the group, one node
+    // answers a bulk request for all): an insert names its sender, which created the state.
+    use tandem_sync::engine::Engine;
+    use tandem_sync::event::StateRecord;
+    let t0 = Instant(1_000_000);
+    let engine = |i: usize| {
+        Engine::new(
+            cluster::config(i, 2, cluster::window_aware()),
+            cluster::one_worker as fn(&StateRecord) -> usize,
+            t0,
+        )
+        .expect("engine")
+    };
+    let (mut a, mut b) = (engine(0), engine(1));
+    let host_id_of_a = |b: &Engine<fn(&StateRecord) -> usize>| {
+        b.peers()
+            .iter()
+            .find(|(_, p)| p.address == cluster::address(0))
+            .and_then(|(_, p)| p.host_id)
+    };
+    a.start(t0);
+    let r = tcp_record(0x0a00_0001, 1, 1000);
+    a.handle_event(
+        t0,
+        0,
+        LocalEvent::Inserted {
+            record: r,
+            deferred: false,
+            at: t0,
+        },
+    );
+    a.handle_timeout(t0);
+    while let Some(p) = a.poll_transmit(t0) {
+        b.handle_datagram(t0, cluster::address(0), &p.payload);
+    }
+    assert_eq!(host_id_of_a(&b), Some(CreatorId(0x0a00_0001)));
+}

@@ -649,6 +649,12 @@ impl<M: ShardMap> Engine<M> {
                 None => self.stats.unknown_state += 1,
             },
             Incoming::Ins { record, ack } => {
+                // A node inserts only the states it created: an insert names its sender's host id, for a
+                // peer whose bulk status (pfsync's only announcement of it) this node has not seen.
+                if self.peers.get(peer).host_id.is_none() && record.name.creator != self.cfg.creator
+                {
+                    self.peers.learn_host_id(peer, record.name.creator);
+                }
                 // A new state is acknowledged once the worker has it (its PeerInserted event): an
                 // acknowledgement sent earlier would release the peer's held packet while the answer
                 // could still reach this node before its worker knows the flow. A state we already had
