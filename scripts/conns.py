@@ -5,6 +5,8 @@ succeeded and how long the connects took (the SYN's round trip, which includes a
 
   conns.py serve PORT
   conns.py connect HOST PORT N [TIMEOUT_S]
+  conns.py reuse HOST PORT N GAP_S SRC_PORT   N connections one after another from the same client port,
+                                              GAP_S apart: each meets the closed state of the one before
 """
 import json
 import socket
@@ -41,14 +43,19 @@ def serve(port):
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 
-def connect(host, port, n, timeout):
+def connect(host, port, n, timeout, gap=0.0, src_port=None):
     ok, failed, connect_ms = 0, 0, []
     errors = {}
     start = time.monotonic()
-    for _ in range(n):
+    for i in range(n):
+        if i > 0 and gap > 0:
+            time.sleep(gap)
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         c.settimeout(timeout)
         try:
+            if src_port is not None:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                c.bind(("0.0.0.0", src_port))
             t0 = time.monotonic()
             c.connect((host, port))
             connect_ms.append((time.monotonic() - t0) * 1000)
@@ -81,6 +88,7 @@ def connect(host, port, n, timeout):
         "seconds": round(time.monotonic() - start, 2),
         "connect_ms_p50": pct(0.5),
         "connect_ms_p99": pct(0.99),
+        "connect_ms_max": round(connect_ms[-1], 3) if connect_ms else None,
     }))
     return 0 if failed == 0 else 1
 
@@ -91,6 +99,9 @@ if __name__ == "__main__":
     elif len(sys.argv) >= 5 and sys.argv[1] == "connect":
         timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
         sys.exit(connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), timeout))
+    elif len(sys.argv) >= 7 and sys.argv[1] == "reuse":
+        sys.exit(connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), 3.0,
+                         float(sys.argv[5]), int(sys.argv[6])))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

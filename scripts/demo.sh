@@ -127,6 +127,15 @@ iack_p50=$(counter a sync iack_p50)
 iack_p99=$(counter a sync iack_p99)
 [ "$conn_ok" = "$conns" ] || fail "only $conn_ok of $conns short connections succeeded"
 
+echo "== port reuse: 5 connections from client port 40123, 1 s apart, each meeting the last one's closed state"
+reuse_json=$(ip netns exec tnd-client python3 scripts/conns.py reuse 198.19.1.10 8080 5 1 40123 || true)
+echo "   $reuse_json"
+reuse_ok=$(echo "$reuse_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' 2>/dev/null || echo 0)
+reuse_max=$(echo "$reuse_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connect_ms_max"])' 2>/dev/null || echo 9999)
+[ "$reuse_ok" = 5 ] || fail "port reuse: $reuse_ok of 5 connections"
+# A SYN lost to the old state would cost a 1 s retransmission.
+awk -v m="$reuse_max" 'BEGIN {exit !(m < 500)}' || fail "port reuse: a connect took $reuse_max ms"
+
 fo_line="not run (two-node demo only)"
 rejoin_line="-"
 if [ "$nodes" = 2 ]; then
@@ -184,6 +193,7 @@ printf '%-36s %s held, %s passed after the update, %s timed out\n' "held for the
 printf '%-36s %s frames of %s flows sent to the node owning their state\n' "owner redirect (auto)" "$redirected" "$redirect_states"
 printf '%-36s %s packets, %s bytes\n' "sync traffic, asymmetric runs" "$sync_pk" "$sync_by"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
+printf '%-36s %s of 5 ok; slowest connect %s ms (a lost SYN would cost 1000)\n' "client port reused (asymmetric)" "$reuse_ok" "$reuse_max"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"
 printf '%-36s %s\n' "failover (kill -9 fw-a)" "$fo_line"
 printf '%-36s %s\n' "fw-a rejoining" "$rejoin_line"

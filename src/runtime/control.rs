@@ -441,6 +441,7 @@ impl<'a> Control<'a> {
                 ("redirect_no_owner", s.redirect_drops.no_owner),
                 ("redirect_too_big", s.redirect_drops.too_big),
                 ("redirect_not_from_peer", s.redirect_drops.not_from_peer),
+                ("redirect_off_here", s.redirect_drops.disabled),
                 ("redirect_malformed", s.redirect_drops.malformed),
                 ("redirect_no_room", s.redirect_drops.no_room),
             ] {

@@ -69,6 +69,8 @@ pub struct RedirectDrops {
     pub too_big: u64,
     /// Received from an address that is not a live peer.
     pub not_from_peer: u64,
+    /// Received while redirect is off here (the cluster's nodes disagree on `sync.redirect`).
+    pub disabled: u64,
     /// Malformed redirect datagrams.
     pub malformed: u64,
     /// No buffer for a received frame, or the worker's queue was full.
@@ -183,7 +185,7 @@ impl Redirector {
         datagram: &[u8],
     ) {
         let Some(io) = self.io else {
-            self.drops.not_from_peer += 1;
+            self.drops.disabled += 1;
             return;
         };
         if !engine
