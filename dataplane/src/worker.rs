@@ -407,6 +407,9 @@ struct Held<B> {
     port: PortId,
     packet: B,
     deadline: Instant,
+    /// Router mode, the next hop's MAC still unknown when it was held: its description and hop, for the
+    /// rewrite (or the wait for the neighbour) when it is released.
+    unresolved: Option<(PacketMeta, Hop)>,
 }
 
 /// The transport part of a classified packet, in the terms the worker needs.
@@ -1546,12 +1549,27 @@ impl<B: PacketBuf> Worker<B> {
         now: Instant,
     ) -> Result<(), DropReason> {
         let Some(hop) = hop else { return Ok(()) };
+        let rewritten = self.rewrite_for(packet, m, egress, hop);
+        if rewritten == Err(DropReason::NoNeighbor) {
+            self.ask_resolution(links, hop.next, now);
+        }
+        rewritten
+    }
+
+    /// Router mode's rewrite of a packet for its next hop: MACs, TTL and checksum; `NoNeighbor` while the
+    /// next hop's MAC is unknown.
+    fn rewrite_for(
+        &self,
+        packet: &mut B,
+        m: &PacketMeta,
+        egress: PortId,
+        hop: Hop,
+    ) -> Result<(), DropReason> {
         let mac = match self.hops.get(hop.slot) {
             Some((_, mac)) => mac,
             None => self.hops.mac_of(&hop.next),
         };
         let Some(mac) = mac else {
-            self.ask_resolution(links, hop.next, now);
             return Err(DropReason::NoNeighbor);
         };
         let src_mac = self
@@ -1844,15 +1862,23 @@ impl<B: PacketBuf> Worker<B> {
         if self.refuse_too_big(io, &packet, ingress, egress, now) {
             return;
         }
-        if let Err(reason) = self.prepare(links, &mut packet, m, egress, hop, now) {
-            return self.refuse(io, &packet, m, ingress, reason, now);
-        }
+        // A next hop not resolved yet is asked for now; the packet waits for its peers' acknowledgement
+        // first, then, if need be, for the MAC (like any packet to a new neighbour).
+        let unresolved = match (self.prepare(links, &mut packet, m, egress, hop, now), hop) {
+            (Ok(()), _) => None,
+            (Err(DropReason::NoNeighbor), Some(hop)) if self.cfg.defer.is_some() => Some((*m, hop)),
+            // Without deferral it is any packet to a new neighbour (followers included).
+            (Err(DropReason::NoNeighbor), Some(_)) => {
+                return self.forward(io, links, packet, m, ingress, egress, hop, now);
+            }
+            (Err(reason), _) => return self.refuse(io, &packet, m, ingress, reason, now),
+        };
         // The rest of a fragmented creating datagram goes now; the receiver reassembles in any order.
         self.forward_followers(io, links, m, ingress, egress, hop, now);
         let Some(defer) = self.cfg.defer else {
             return self.send_out(io, packet, egress);
         };
-        if self.oversize(packet.as_ref(), egress).is_some() {
+        if unresolved.is_none() && self.oversize(packet.as_ref(), egress).is_some() {
             // Held packets leave as they are: one that must be fragmented goes now.
             return self.send_out(io, packet, egress);
         }
@@ -1861,7 +1887,7 @@ impl<B: PacketBuf> Worker<B> {
         {
             // pf: at the limit the oldest held packet goes out at once.
             self.counters.deferred_overflow.inc();
-            self.tx[usize::from(oldest.port.0)].push(oldest.packet);
+            self.send_held(oldest, now);
         }
         self.counters.deferred.inc();
         self.held.push_back(Held {
@@ -1869,15 +1895,35 @@ impl<B: PacketBuf> Worker<B> {
             port: egress,
             packet,
             deadline: now + defer.backstop,
+            unresolved,
         });
     }
 
-    fn release(&mut self, name: StateName) {
+    /// Sends a held creating packet: at once, or, if its next hop's MAC was unknown when it was held,
+    /// rewritten now or parked until the neighbour answers.
+    fn send_held(&mut self, held: Held<B>, now: Instant) {
+        let Held {
+            port,
+            mut packet,
+            unresolved,
+            ..
+        } = held;
+        let Some((m, hop)) = unresolved else {
+            return self.tx[usize::from(port.0)].push(packet);
+        };
+        match self.rewrite_for(&mut packet, &m, port, hop) {
+            Ok(()) => self.tx[usize::from(port.0)].push(packet),
+            Err(DropReason::NoNeighbor) => self.park(packet, &m, port, Some(hop), now),
+            Err(reason) => self.drop_packet(reason),
+        }
+    }
+
+    fn release(&mut self, name: StateName, now: Instant) {
         if let Some(pos) = self.held.iter().position(|h| h.name == name)
             && let Some(held) = self.held.remove(pos)
         {
             self.counters.deferred_released.inc();
-            self.tx[usize::from(held.port.0)].push(held.packet);
+            self.send_held(held, now);
         }
     }
 
@@ -1885,7 +1931,7 @@ impl<B: PacketBuf> Worker<B> {
         while self.held.front().is_some_and(|h| h.deadline <= now) {
             if let Some(held) = self.held.pop_front() {
                 self.counters.deferred_backstop.inc();
-                self.tx[usize::from(held.port.0)].push(held.packet);
+                self.send_held(held, now);
             }
         }
     }
@@ -2030,7 +2076,7 @@ impl<B: PacketBuf> Worker<B> {
                     self.counters.states_removed_by_peers.add(cleared as u64);
                 }
                 PeerOp::ReleaseDeferred { name, reason } => {
-                    self.release(name);
+                    self.release(name, now);
                     if let Some(index) = self.table.find_id(name.creator, name.id) {
                         let st = self.table.get_mut(index);
                         st.origin &= !origin::DEFERRED;
@@ -2135,7 +2181,7 @@ impl<B: PacketBuf> Worker<B> {
             && let Some(held) = self.held.remove(pos)
         {
             self.counters.deferred_released.inc();
-            self.tx[usize::from(held.port.0)].push(held.packet);
+            self.send_held(held, now);
         }
         self.table.get_mut(index).origin &= !origin::DEFERRED;
     }
@@ -2230,7 +2276,7 @@ impl<B: PacketBuf> Worker<B> {
             }
         });
         if st.origin & origin::DEFERRED != 0 {
-            self.release(update.name);
+            self.release(update.name, now);
         }
         event
     }
