@@ -482,7 +482,7 @@ fn redirect_packet() -> (Vec<u8>, Expected) {
     let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0xb5];
     frame.extend((0..47u8).map(|i| i ^ 0x3c));
     let mut bytes = Vec::new();
-    tandem_sync::wire::redirect::emit(&mut bytes, 3, &frame).unwrap();
+    tandem_sync::wire::redirect::push(&mut bytes, 3, &frame).unwrap();
     let mut expected = Expected::new();
     for (field, value) in [
         ("version", "6".to_string()),

@@ -20,7 +20,7 @@ use tandem_dataplane::flow::Placement;
 use tandem_sync::engine::{Destination, Engine, EngineStats, ShardMap};
 use tandem_sync::identity::CreatorId;
 use tandem_sync::time::{Duration, Instant};
-use tandem_sync::wire::redirect;
+use tandem_sync::wire::{HEADER_LEN, redirect};
 
 use super::io::owner_of_frame;
 use super::links::{Owners, WorkerChannels};
@@ -139,7 +139,9 @@ impl Redirector {
         );
     }
 
-    /// Sends the frames workers queued for their owners. Returns whether there were any.
+    /// Sends the frames workers queued for their owners, as many consecutive frames for one owner per
+    /// datagram as its MTU takes (nothing waits for a datagram to fill: what is queued now leaves now).
+    /// Returns whether there were any.
     fn send<M: ShardMap>(
         &mut self,
         engine: &Engine<M>,
@@ -149,7 +151,9 @@ impl Redirector {
         let Some(io) = self.io else {
             return false;
         };
+        let room = io.mtu.saturating_sub(io.headers);
         let mut busy = false;
+        let mut to: Option<Ipv4Addr> = None;
         for channels in workers {
             for _ in 0..1024 {
                 let Some((owner, port, frame)) = channels.to_owner.pop() else {
@@ -161,22 +165,41 @@ impl Redirector {
                     continue;
                 };
                 let frame = frame.as_ref();
-                if redirect::emit(&mut self.out, port.0, frame).is_none()
-                    || self.out.len() + io.headers > io.mtu
+                let start = if self.out.is_empty() {
+                    HEADER_LEN
+                } else {
+                    self.out.len()
+                };
+                if to != Some(address) || start + redirect::section_len(frame) > room {
+                    self.flush(transport, &mut to);
+                }
+                if HEADER_LEN + redirect::section_len(frame) > room
+                    || redirect::push(&mut self.out, port.0, frame).is_none()
                 {
                     self.drops.too_big += 1;
                     continue;
                 }
-                transport.send(Destination::Peer(address), &self.out);
+                to = Some(address);
                 let c = self.peers.entry(address).or_default();
                 c.frames_out += 1;
                 c.bytes_out += frame.len() as u64;
             }
         }
+        self.flush(transport, &mut to);
         busy
     }
 
-    /// Hands a received redirect datagram's frame to the worker that holds its state.
+    /// Sends the datagram being filled, if any, to `to`.
+    fn flush(&mut self, transport: &mut dyn SyncTransport, to: &mut Option<Ipv4Addr>) {
+        if let Some(address) = to.take()
+            && !self.out.is_empty()
+        {
+            transport.send(Destination::Peer(address), &self.out);
+        }
+        self.out.clear();
+    }
+
+    /// Hands each frame of a received redirect datagram to the worker that holds its state.
     fn receive<M: ShardMap>(
         &mut self,
         engine: &Engine<M>,
@@ -196,26 +219,29 @@ impl Redirector {
             self.drops.not_from_peer += 1;
             return;
         }
-        let Ok(r) = redirect::parse(datagram) else {
-            self.drops.malformed += 1;
-            return;
-        };
-        let Some(mut m) = io.pool.alloc() else {
-            self.drops.no_room += 1;
-            return;
-        };
-        if !m.resize(r.frame.len()) {
-            self.drops.no_room += 1;
-            return;
-        }
-        m.as_mut().copy_from_slice(r.frame);
-        let worker = owner_of_frame(r.frame, &io.placement).min(workers.len().saturating_sub(1));
-        let c = self.peers.entry(from).or_default();
-        c.frames_in += 1;
-        c.bytes_in += r.frame.len() as u64;
-        let port = tandem_config::PortId(r.port);
-        if workers[worker].redirected.push((port, m)).is_err() {
-            self.drops.no_room += 1;
+        for r in redirect::frames(datagram) {
+            let Ok(r) = r else {
+                self.drops.malformed += 1;
+                return;
+            };
+            let Some(mut m) = io.pool.alloc() else {
+                self.drops.no_room += 1;
+                continue;
+            };
+            if !m.resize(r.frame.len()) {
+                self.drops.no_room += 1;
+                continue;
+            }
+            m.as_mut().copy_from_slice(r.frame);
+            let worker =
+                owner_of_frame(r.frame, &io.placement).min(workers.len().saturating_sub(1));
+            let c = self.peers.entry(from).or_default();
+            c.frames_in += 1;
+            c.bytes_in += r.frame.len() as u64;
+            let port = tandem_config::PortId(r.port);
+            if workers[worker].redirected.push((port, m)).is_err() {
+                self.drops.no_room += 1;
+            }
         }
     }
 }
