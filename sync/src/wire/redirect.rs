@@ -160,7 +160,7 @@ pub fn push(out: &mut Vec<u8>, port: u16, frame: &[u8]) -> Option<()> {
         out.len()
     };
     let len = u16::try_from(start + section_len(frame)).ok()?;
-    let words = u16::try_from(1 + frame.len().next_multiple_of(4) / 4).ok()?;
+    let words = u16::try_from(1 + frame.len().div_ceil(4)).ok()?;
     if frame.is_empty() {
         return None;
     }
