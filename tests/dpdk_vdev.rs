@@ -1,6 +1,6 @@
 //! The real binary on DPDK virtual devices, one process (one EAL) per appliance: pcap replay through the
-//! forwarder and through stateful workers, two appliances syncing over net_memif, and the admin socket and
-//! metrics endpoint answering during traffic.
+//! forwarder and through stateful workers, two appliances syncing over net_memif, the admin socket and
+//! metrics endpoint answering during traffic, and `tandem relay`'s delaying link.
 
 mod support;
 
@@ -453,4 +453,59 @@ fn the_admin_socket_and_metrics_answer_during_traffic() {
         metrics.contains("tandem_states{worker=\"0\"} 32"),
         "{metrics}"
     );
+}
+
+/// Runs `tandem relay` between two net_pcap ports for `run`, with `delay_us`; returns what it printed and
+/// the frames each port sent.
+fn relay(dir: &Scratch, delay_us: u64, run: Duration) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let device = |i: usize, side: &str| {
+        format!(
+            "net_pcap{i},rx_pcap={},tx_pcap={}",
+            dir.path(&format!("{side}-in.pcap")).display(),
+            dir.path(&format!("{side}-out-{delay_us}.pcap")).display()
+        )
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["relay", "--a", &device(0, "a"), "--b", &device(1, "b")])
+        .args(["--delay-us", &delay_us.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tandem relay");
+    std::thread::sleep(run);
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("relay exits");
+    assert!(out.status.success(), "relay failed");
+    let sent = |side: &str| read_pcap(&dir.path(&format!("{side}-out-{delay_us}.pcap")));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        sent("a"),
+        sent("b"),
+    )
+}
+
+#[test]
+fn the_relay_passes_every_frame_both_ways_in_order_but_not_before_its_delay() {
+    let dir = Scratch::new("relay");
+    let frames = udp_frames(300);
+    write_pcap(&dir.path("a-in.pcap"), &frames[..200]);
+    write_pcap(&dir.path("b-in.pcap"), &frames[200..]);
+    // A short delay: every frame comes out of the other port, in order.
+    let (printed, from_a_side, from_b_side) = relay(&dir, 1000, Duration::from_secs(3));
+    assert_eq!(
+        from_b_side,
+        frames[..200],
+        "port a's frames leave by port b"
+    );
+    assert_eq!(from_a_side, frames[200..], "and port b's by port a");
+    assert!(
+        printed.contains("relayed 200 and 100 frames, dropped 0 and 0"),
+        "{printed}"
+    );
+    // A delay longer than the run: nothing has left when it stops.
+    let (printed, from_a_side, from_b_side) = relay(&dir, 30_000_000, Duration::from_secs(3));
+    assert!(from_a_side.is_empty() && from_b_side.is_empty());
+    assert!(printed.contains("relayed 0 and 0 frames"), "{printed}");
 }
