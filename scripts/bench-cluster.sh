@@ -140,36 +140,24 @@ bench_path() {
   say "|   runs (Mbit/s) | ${tp[*]} | ${td[*]} | |"
 }
 
-# 2 and 4. Two firewalls: symmetric, asymmetric, asymmetric 4 streams, for one variant.
-bench_two() {
-  local variant=$1 relay=${2:-} sym=() asym=() asym4=() i before after
-  write_profiles "$variant"
-  start_cluster 2 "$relay"
-  read -r -a before <<< "$(marks)"
-  for ((i = 0; i < runs; i++)); do
-    via a a; sym+=("$(iperf -t "$secs")")
-    via a b; asym+=("$(iperf -t "$secs")")
-    asym4+=("$(iperf -t "$secs" -P 4)")
-  done
-  read -r -a after <<< "$(marks)"
-  stop_cluster
-  local ms ma ma4
-  ms=$(median "${sym[@]}"); ma=$(median "${asym[@]}"); ma4=$(median "${asym4[@]}")
-  say "| $variant | $ms | $ma ($(ratio "$ma" "$ms")) | $ma4 ($(ratio "$ma4" "$ms")) | $((after[0] - before[0])) | $((after[1] - before[1])) | $((after[2] - before[2])) |"
-  say "|   runs | ${sym[*]} | ${asym[*]} | ${asym4[*]} | | | |"
+# The asymmetric pair of run $2 with $1 firewalls: fw-a/fw-b with two; with three, each ordered pair of a
+# rotation in turn.
+asym_pair() {
+  if [ "$1" = 2 ]; then echo "a b"; return; fi
+  case $(($2 % 3)) in 0) echo "a b" ;; 1) echo "b c" ;; *) echo "c a" ;; esac
 }
 
-# 3. Three firewalls: each ordered pair of a rotation carries the two directions in turn.
-bench_three() {
-  local variant=$1 sym=() asym=() asym4=() i before after pair
+# 2, 3 and 4. Symmetric, asymmetric and asymmetric with 4 streams through $1 firewalls, for variant $2
+# (with the relayed sync link when $3 is `relay`).
+bench_cluster() {
+  local nodes=$1 variant=$2 relay=${3:-} sym=() asym=() asym4=() i before after
   write_profiles "$variant"
-  start_cluster 3
+  start_cluster "$nodes" "$relay"
   read -r -a before <<< "$(marks)"
   for ((i = 0; i < runs; i++)); do
     via a a; sym+=("$(iperf -t "$secs")")
-    case $((i % 3)) in 0) pair="a b" ;; 1) pair="b c" ;; *) pair="c a" ;; esac
-    # shellcheck disable=SC2086
-    via $pair
+    # shellcheck disable=SC2046
+    via $(asym_pair "$nodes" "$i")
     asym+=("$(iperf -t "$secs")")
     asym4+=("$(iperf -t "$secs" -P 4)")
   done
@@ -195,11 +183,11 @@ say "| path | baseline Mbit/s | Tandem Mbit/s | ratio |"
 say "|---|---:|---:|---:|"
 bench_path
 header "Two firewalls (client->server through fw-a, server->client through fw-b):"
-for v in window-aware hold redirect; do bench_two "$v"; done
+for v in window-aware hold redirect; do bench_cluster 2 "$v"; done
 header "Three firewalls (the asymmetric runs rotate over fw-a/fw-b, fw-b/fw-c, fw-c/fw-a):"
-for v in window-aware hold redirect; do bench_three "$v"; done
+for v in window-aware hold redirect; do bench_cluster 3 "$v"; done
 header "Two firewalls, fw-b's sync link delayed $((delay_us / 1000)) ms each way (\`tandem relay\`):"
-for v in window-aware hold redirect; do bench_two "$v" relay; done
+for v in window-aware hold redirect; do bench_cluster 2 "$v" relay; done
 
 if $write; then
   { echo; cat "$report"; } >> docs/benchmarks.md

@@ -587,22 +587,26 @@ fn window_aware_answers_a_half_stale_update_only_when_its_own_was_lost() {
     assert_eq!(c.packets - before, 2);
 }
 
+/// An engine driven by hand, packet by packet, outside a `Cluster`.
+type LoneEngine = tandem_sync::engine::Engine<fn(&tandem_sync::event::StateRecord) -> usize>;
+
+/// Engine `i` of a two-node cluster with one worker, not started.
+fn lone_engine(i: usize, t0: Instant) -> LoneEngine {
+    LoneEngine::new(
+        cluster::config(i, 2, cluster::window_aware()),
+        cluster::one_worker as fn(&tandem_sync::event::StateRecord) -> usize,
+        t0,
+    )
+    .expect("engine")
+}
+
 #[test]
 fn an_insert_is_acknowledged_only_once_the_worker_holds_the_state() {
     // Defect this guards against: acknowledging when the engine reads the insert releases the peer's
     // held SYN while this node's worker may not have the state yet; the SYN-ACK coming back through
     // this node is then refused and the client waits a second to retry.
-    use tandem_sync::engine::Engine;
-    use tandem_sync::event::StateRecord;
     let t0 = Instant(1_000_000);
-    let engine = |i: usize| {
-        Engine::new(
-            cluster::config(i, 2, cluster::window_aware()),
-            cluster::one_worker as fn(&StateRecord) -> usize,
-            t0,
-        )
-        .expect("engine")
-    };
+    let engine = |i: usize| lone_engine(i, t0);
     let (mut a, mut b) = (engine(0), engine(1));
     // Each hears the other (their bulk requests and answers), so A waits for B's acknowledgement.
     a.start(t0);
@@ -728,19 +732,10 @@ fn a_peers_host_id_is_learnt_from_its_inserts_when_no_bulk_status_announced_it()
     // Owner redirect sends a state's frames to the peer whose host id created it. pfsync announces host
     // ids only in bulk status messages, which a node may never see from a peer (on the group, one node
     // answers a bulk request for all): an insert names its sender, which created the state.
-    use tandem_sync::engine::Engine;
-    use tandem_sync::event::StateRecord;
     let t0 = Instant(1_000_000);
-    let engine = |i: usize| {
-        Engine::new(
-            cluster::config(i, 2, cluster::window_aware()),
-            cluster::one_worker as fn(&StateRecord) -> usize,
-            t0,
-        )
-        .expect("engine")
-    };
+    let engine = |i: usize| lone_engine(i, t0);
     let (mut a, mut b) = (engine(0), engine(1));
-    let host_id_of_a = |b: &Engine<fn(&StateRecord) -> usize>| {
+    let host_id_of_a = |b: &LoneEngine| {
         b.peers()
             .iter()
             .find(|(_, p)| p.address == cluster::address(0))
