@@ -239,6 +239,27 @@ fn malformed_frames_are_dropped_with_their_reason() {
 
 const ROUTER: &str = "rules:\n  - {action: pass, direction: in, port: inside}\n";
 
+/// The control thread reports the server's MAC (198.19.0.20 on the outside port) and the worker polls.
+fn server_neighbour_answers(b: &mut Bench) {
+    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
+    b.links.control.push_back(ControlOp::Neighbor {
+        port: OUTSIDE,
+        addr: server,
+        mac: SERVER_MAC.0,
+    });
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+}
+
+/// One frame left, routed to the server: a valid IPv4 checksum, TTL 63, the server's and our MACs.
+fn assert_routed_to_server(out: Vec<Vec<u8>>, what: &str) {
+    assert_eq!(out.len(), 1, "{what}");
+    let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE)
+        .expect("a valid frame with a valid IPv4 checksum");
+    assert_eq!(m.ttl, 63);
+    assert_eq!(&out[0][..12], &[SERVER_MAC.0, FW_OUT_MAC].concat()[..]);
+}
+
 #[test]
 fn a_router_holds_a_packet_for_an_unknown_neighbour_then_forwards_it_with_ttl_and_macs_rewritten() {
     let mut b = bench(ROUTER);
@@ -257,19 +278,8 @@ fn a_router_holds_a_packet_for_an_unknown_neighbour_then_forwards_it_with_ttl_an
             addr: server
         }]
     );
-    b.links.control.push_back(ControlOp::Neighbor {
-        port: OUTSIDE,
-        addr: server,
-        mac: SERVER_MAC.0,
-    });
-    b.worker
-        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
-    let out = b.io.take_sent(OUTSIDE);
-    assert_eq!(out.len(), 1, "the first packet was not lost");
-    let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE)
-        .expect("a valid frame with a valid IPv4 checksum");
-    assert_eq!(m.ttl, 63);
-    assert_eq!(&out[0][..12], &[SERVER_MAC.0, FW_OUT_MAC].concat()[..]);
+    server_neighbour_answers(&mut b);
+    assert_routed_to_server(b.io.take_sent(OUTSIDE), "the first packet was not lost");
 }
 
 #[test]
@@ -987,7 +997,6 @@ fn a_deferred_syn_to_an_unknown_neighbour_waits_for_the_acknowledgement_then_for
     let mut b = bench(ROUTER_DEFERRING);
     assert!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).is_empty(), "deferred");
     assert_eq!(b.counters.deferred.get(), 1);
-    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
     assert_eq!(b.links.resolve.len(), 1, "the MAC is asked for at once");
     // The peer acknowledges before the neighbour answers: the SYN waits for the MAC.
     let name = deferred_name(&b);
@@ -1000,32 +1009,15 @@ fn a_deferred_syn_to_an_unknown_neighbour_waits_for_the_acknowledgement_then_for
     assert!(b.io.take_sent(OUTSIDE).is_empty());
     assert_eq!(b.counters.parked.get(), 1);
     assert_eq!(b.dropped(DropReason::NoNeighbor), 0);
-    b.links.control.push_back(ControlOp::Neighbor {
-        port: OUTSIDE,
-        addr: server,
-        mac: SERVER_MAC.0,
-    });
-    b.worker
-        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
-    let out = b.io.take_sent(OUTSIDE);
-    assert_eq!(out.len(), 1, "the SYN was not lost");
-    let m = parse_meta(&out[0], ChecksumCaps::SOFTWARE).expect("valid frame and checksum");
-    assert_eq!(m.ttl, 63);
-    assert_eq!(&out[0][..12], &[SERVER_MAC.0, FW_OUT_MAC].concat()[..]);
+    server_neighbour_answers(&mut b);
+    assert_routed_to_server(b.io.take_sent(OUTSIDE), "the SYN was not lost");
 }
 
 #[test]
 fn a_deferred_syn_whose_neighbour_answered_meanwhile_leaves_rewritten_on_the_acknowledgement() {
     let mut b = bench(ROUTER_DEFERRING);
     assert!(b.send(INSIDE, c2s(1000, 0, SYN, 0)).is_empty());
-    let server = addr_of(&Ipv4Addr::new(198, 19, 0, 20).into());
-    b.links.control.push_back(ControlOp::Neighbor {
-        port: OUTSIDE,
-        addr: server,
-        mac: SERVER_MAC.0,
-    });
-    b.worker
-        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    server_neighbour_answers(&mut b);
     assert!(
         b.io.take_sent(OUTSIDE).is_empty(),
         "still waiting for the peer"
