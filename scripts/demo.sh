@@ -8,8 +8,10 @@
 #      fw-b (asymmetric), single stream and 4 streams;
 #   2. 1,000 short HTTP-like connections on the asymmetric path (each SYN deferred until fw-b acknowledges
 #      the new state);
-#   3. kill -9 fw-a while an iperf3 transfer runs on the asymmetric path; the client's route moves to fw-b,
-#      the transfer goes on, new connections work; fw-a restarts, bulk-syncs and rejoins;
+#   3. kill -9 fw-a while an iperf3 transfer runs on the asymmetric path, its sync link cut 100 ms before
+#      (a node that hangs, then dies: fw-b's copies of its states lag what the endpoints did); the
+#      client's route moves to fw-b, the transfer goes on, new connections work; fw-a restarts,
+#      bulk-syncs and rejoins;
 # and prints a summary. Everything is torn down at the end, on error and on Ctrl-C.
 #
 #   scripts/demo.sh            the full demo (about a minute)
@@ -139,10 +141,13 @@ awk -v m="$reuse_max" 'BEGIN {exit !(m < 500)}' || fail "port reuse: a connect t
 fo_line="not run (two-node demo only)"
 rejoin_line="-"
 if [ "$nodes" = 2 ]; then
-  echo "== failover: kill -9 fw-a during a ${fo_secs}s iperf3 on the asymmetric path"
+  echo "== failover: kill -9 fw-a during a ${fo_secs}s iperf3 on the asymmetric path, its sync link cut 100 ms before"
   ip netns exec tnd-client iperf3 -c 198.19.1.10 -f m -i 1 --forceflush -t "$fo_secs" > "$work/fo.out" 2>&1 &
   iperf_pid=$!
   sleep 3
+  probed_before=$(counter b sync hold_probed)
+  ip netns exec tnd-sw ip link set a-sync down
+  sleep 0.1
   kill -9 "${fw_pid[a]}"; unset 'fw_pid[a]'
   killed_at=$(date +%s.%N)
   # Until the failover groups move the gateway address, the client's route moves to fw-b.
@@ -159,12 +164,18 @@ if [ "$nodes" = 2 ]; then
   # Throughput in the intervals that ended after the kill (the first 3 s ran before it).
   after_mbit=$(awk '/sec/ && /Mbits\/sec/ && !/sender|receiver/ {split($3, t, "-"); if (t[1] + 0 >= 4) {s += $7; n++}} END {printf "%.0f", (n ? s / n : 0)}' "$work/fo.out")
   zero_intervals=$(awk '/sec/ && /bits\/sec/ && !/sender|receiver/ {split($3, t, "-"); if (t[1] + 0 >= 3 && $7 + 0 == 0) n++} END {print n + 0}' "$work/fo.out")
-  echo "   iperf3: $fo_status; after the kill $after_mbit Mbit/s on average, $zero_intervals empty 1-s intervals"
+  probes=$(( $(counter b sync hold_probed) - probed_before ))
+  echo "   iperf3: $fo_status; after the kill $after_mbit Mbit/s on average, $zero_intervals empty 1-s intervals; fw-b probed $probes endpoints for the numbers fw-a took with it"
   [ "$fo_status" = ok ] || { tail -5 "$work/fo.out"; fail "the established transfer did not survive the failover"; }
-  [ "$after_mbit" -gt 0 ] || fail "no data moved after the failover"
-  fo_line="established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds), new connections $after_ok/50"
+  if [ "$after_mbit" -le 0 ]; then
+    fail "no data moved after the failover"
+    show b counters | awk '$2 != 0' | head -40
+    show b sync | head -40
+  fi
+  fo_line="established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds, $probes takeover probes), new connections $after_ok/50"
 
   echo "== restart fw-a: bulk update from fw-b, then in sync"
+  ip netns exec tnd-sw ip link set a-sync up
   start_fw a
   t0=$(date +%s.%N)
   if wait_in_sync a 200; then

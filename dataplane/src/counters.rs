@@ -236,6 +236,9 @@ pub struct WorkerCounters {
     pub hold_refused: Counter,
     /// Held packets dropped at the hold timeout (also counted as out of window).
     pub hold_timeout: Counter,
+    /// Probes sent to an endpoint for its numbers because a held packet's state has no live peer left to
+    /// update it (the node that updated it failed): the endpoint's answer cures the hold.
+    pub hold_probed: Counter,
     /// Packets not held because the worker's hold pool was full.
     pub hold_pool_full: Counter,
     /// Packets not held because their state had its share of the pool.
@@ -310,6 +313,7 @@ impl WorkerCounters {
             hold_released: Counter::default(),
             hold_refused: Counter::default(),
             hold_timeout: Counter::default(),
+            hold_probed: Counter::default(),
             hold_pool_full: Counter::default(),
             hold_state_full: Counter::default(),
             hold_time: Default::default(),
@@ -393,6 +397,7 @@ impl WorkerCounters {
             ("hold_released".to_string(), self.hold_released.get()),
             ("hold_refused".to_string(), self.hold_refused.get()),
             ("hold_timeout".to_string(), self.hold_timeout.get()),
+            ("hold_probed".to_string(), self.hold_probed.get()),
             ("hold_pool_full".to_string(), self.hold_pool_full.get()),
             ("hold_state_full".to_string(), self.hold_state_full.get()),
             ("parked".to_string(), self.parked.get()),

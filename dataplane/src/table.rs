@@ -72,6 +72,8 @@ pub struct State {
     pub hops: [HopRef; 2],
     /// Packets of it waiting for a peer's update (hold-and-recheck).
     pub waiting: u16,
+    /// The side a takeover probe asked for its numbers, while its answer is awaited (see the worker).
+    pub probed: Option<Side>,
     /// Owner redirect's view of it; local, never synced.
     pub redirect: RedirectMark,
 }
@@ -384,6 +386,7 @@ mod tests {
             acked: [0; 2],
             hops: [HopRef::NONE; 2],
             waiting: 0,
+            probed: None,
             redirect: RedirectMark::default(),
         }
     }

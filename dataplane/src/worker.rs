@@ -20,6 +20,10 @@
 //! - pf's normalization runs first on TCP (impossible flag combinations dropped, FIN cleared from a SYN),
 //!   IPv4 options are dropped unless the rule allowed them, and a SYN on an established state is answered
 //!   with a challenge ACK and dropped. Answers are rate-limited per worker.
+//! - Hold-and-recheck: a packet refused only for being ahead of what this node knows of a state a peer
+//!   updates waits for the peer's update and is checked again. When no live peer is left to send it (the
+//!   node that updated the state failed), the packet's destination is probed for its numbers instead
+//!   (see `Worker::probe`), and its answer, checked as strictly as data, cures the hold.
 //! - In router mode ARP, neighbour discovery, VRRP and packets addressed to the appliance are punted to
 //!   the control thread, and only frames sent to the ingress port's MAC are routed (broadcast and
 //!   multicast only for ARP, neighbour discovery and VRRP); in wire mode everything that is not IP passes
@@ -48,7 +52,7 @@ use crate::reassembly::{Added, FRAGMENTS_PER_DATAGRAM, Reassembly, Refusal};
 use crate::route::{Hop, HopRef, HopTable, NextHop, RouteTable};
 use crate::rules::{RuleInput, RuleSet, Verdict};
 use crate::table::{InsertError, NO_RULE, RedirectMark, State, StateTable, origin};
-use crate::tracker::tcp::{self, TcpRefusal, TcpSegment};
+use crate::tracker::tcp::{self, TcpAccept, TcpRefusal, TcpSegment};
 use crate::tracker::{Side, Tracking, initial_pseudo_peers, track_pseudo};
 use crate::wire::build;
 use crate::wire::checksum::ChecksumCaps;
@@ -346,6 +350,10 @@ pub trait WorkerLinks<B> {
         let _ = owner;
         false
     }
+    /// Whether any sync peer is alive (one that could still update a state).
+    fn peers_alive(&self) -> bool {
+        true
+    }
     /// Sends a frame received on `port` to its state's owner `owner` over the sync link (owner redirect);
     /// gives it back if the queue to the sync core is full.
     fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: B) -> Result<(), B> {
@@ -358,6 +366,11 @@ pub trait WorkerLinks<B> {
         None
     }
 }
+
+/// How far a takeover probe's sequence number lies behind what the state knows the sender sent: more
+/// than the receiver's window plus any lag of the state's copy below 2^29 bytes, so the receiver finds it
+/// unacceptable, and less than 2^31, so that it still reads as "behind" in sequence arithmetic.
+const PROBE_BEHIND: u32 = 1 << 30;
 
 /// Owner redirect counts a state's packets per epoch of this length.
 const REDIRECT_EPOCH_US: u64 = 100_000;
@@ -908,7 +921,11 @@ impl<B: PacketBuf> Worker<B> {
                 Ok(()) => {
                     self.counters.state_hits.inc();
                     self.modulate(&mut packet, &m, index, src_first);
-                    self.forward(io, links, packet, &m, ingress, egress, hop, now)
+                    self.forward(io, links, packet, &m, ingress, egress, hop, now);
+                    // What this packet taught the state may be what packets held on it wait for.
+                    if self.table.get(index).waiting > 0 {
+                        self.recheck_waiting(io, links, index, now);
+                    }
                 }
                 Err(Refused::Drop(reason)) => self.drop_packet(reason),
                 Err(Refused::Challenge { seq, ack }) => {
@@ -921,7 +938,7 @@ impl<B: PacketBuf> Worker<B> {
                     self.drop_packet(DropReason::SynOnEstablished)
                 }
                 Err(Refused::Ahead(by)) => self.hold_for_update(
-                    links, packet, &m, ingress, egress, hop, index, key, src_first, by, now,
+                    io, links, packet, &m, ingress, egress, hop, index, key, src_first, by, now,
                 ),
                 // The old connection is gone: this SYN opens the new one, through the rules below.
                 Err(Refused::Reopen) => {
@@ -997,10 +1014,13 @@ impl<B: PacketBuf> Worker<B> {
 
     /// A packet pf's checks refuse only for being `by` bytes ahead of what this node knows: on a state a
     /// peer updates, it waits (within the margin, the pool and the state's share) for the peer's newer
-    /// update, which is asked for now; anything else is dropped at once, as pf does.
+    /// update, which is asked for now; anything else is dropped at once, as pf does. When no live peer is
+    /// left to send that update, the packet's destination is asked for its numbers instead
+    /// ([`Self::probe`]).
     #[allow(clippy::too_many_arguments)]
-    fn hold_for_update<L: WorkerLinks<B>>(
+    fn hold_for_update<IO, L>(
         &mut self,
+        io: &mut IO,
         links: &mut L,
         packet: B,
         m: &PacketMeta,
@@ -1012,7 +1032,10 @@ impl<B: PacketBuf> Worker<B> {
         src_first: bool,
         by: u32,
         now: Instant,
-    ) {
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
         let Some(hold) = self.cfg.hold else {
             return self.drop_packet(DropReason::OutOfWindow);
         };
@@ -1046,10 +1069,16 @@ impl<B: PacketBuf> Worker<B> {
             return self.drop_packet(DropReason::OutOfWindow);
         }
         st.waiting += 1;
+        let first = st.waiting == 1;
         let name = StateName {
             creator: st.creator,
             id: st.id,
         };
+        if first && self.orphaned(links, index) {
+            self.probe(
+                io, links, &packet, m, ingress, egress, hop, index, src_first, now,
+            );
+        }
         self.waiting.push_back(Waiting {
             packet,
             meta: *m,
@@ -1064,6 +1093,65 @@ impl<B: PacketBuf> Worker<B> {
         });
         self.counters.held.inc();
         self.send_event(links, LocalEvent::UpdateWanted { name });
+    }
+
+    /// Whether no live peer is left to send the update a packet held on state `index` waits for: the
+    /// state's creator failed (its copy here is the flow's only one now), or every peer did.
+    fn orphaned<L: WorkerLinks<B>>(&self, links: &L, index: u32) -> bool {
+        let creator = self.table.get(index).creator;
+        !links.peers_alive() || (creator != self.cfg.creator && !links.owner_alive(creator))
+    }
+
+    /// Takes over a state whose updater failed: its copy here lags what the endpoints did through the
+    /// failed node, and the packet just held is ahead of it. Sends the held packet's destination a bare
+    /// ACK in the sender's name whose sequence number lies [`PROBE_BEHIND`] bytes behind what the state
+    /// knows of the sender, so far below the destination's window that it discards it and answers with an
+    /// ACK carrying its own next sequence number, acknowledgement and window (RFC 9293 section 3.10.7.4).
+    /// That answer is checked by pf's rules like any packet, teaches the state where the destination is,
+    /// and the held packet is checked again. The probe itself carries nothing the destination acts on;
+    /// probes share the worker's budget of originated packets and go out once per state per hold.
+    #[allow(clippy::too_many_arguments)]
+    fn probe<IO, L>(
+        &mut self,
+        io: &mut IO,
+        links: &mut L,
+        held: &B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<Hop>,
+        index: u32,
+        src_first: bool,
+        now: Instant,
+    ) where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let st = self.table.get(index);
+        let side = st.side_of(src_first);
+        let (src, dst) = (&st.peers[side.index()], &st.peers[side.other().index()]);
+        // In the sender's numbers, as the held packet is: forwarding modulates both as pf does.
+        let seq = src.seqlo.wrapping_sub(PROBE_BEHIND);
+        let ack = dst.seqlo.wrapping_add(dst.seqdiff);
+        let Some(answer) = build::probe_for(held.as_ref(), m, seq, ack) else {
+            return;
+        };
+        if !self.answers.take(now) {
+            self.counters.answers_limited.inc();
+            return;
+        }
+        let Some(mut out) = io.alloc() else { return };
+        if !out.set_len(answer.buffer_len()) || answer.emit_into(out.as_mut()).is_err() {
+            return;
+        }
+        let Ok(pm) = meta::parse_meta(out.as_ref(), ChecksumCaps::OFFLOADED) else {
+            return;
+        };
+        self.counters.hold_probed.inc();
+        self.counters.originated.inc();
+        self.table.get_mut(index).probed = Some(side.other());
+        self.modulate(&mut out, &pm, index, src_first);
+        self.forward(io, links, out, &pm, ingress, egress, hop, now);
     }
 
     /// Checks the packets waiting on state `index` again, in order, now that a peer updated it: those that
@@ -1088,6 +1176,9 @@ impl<B: PacketBuf> Worker<B> {
                 outcome => {
                     let st = self.table.get_mut(index);
                     st.waiting = st.waiting.saturating_sub(1);
+                    if st.waiting == 0 {
+                        st.probed = None;
+                    }
                     self.counters.record_hold(now.since(w.since));
                     match outcome {
                         Ok(()) => {
@@ -1122,6 +1213,9 @@ impl<B: PacketBuf> Worker<B> {
             if !gone {
                 let st = self.table.get_mut(w.index);
                 st.waiting = st.waiting.saturating_sub(1);
+                if st.waiting == 0 {
+                    st.probed = None;
+                }
                 self.note_hold(w.index, true);
             }
             self.counters.hold_timeout.inc();
@@ -1237,6 +1331,7 @@ impl<B: PacketBuf> Worker<B> {
                     acked: [0; 2],
                     hops: [hop.map_or(HopRef::NONE, |h| h.slot), HopRef::NONE],
                     waiting: 0,
+                    probed: None,
                     redirect: RedirectMark::default(),
                 };
                 match self.table.insert(state) {
@@ -1380,7 +1475,7 @@ impl<B: PacketBuf> Worker<B> {
         let side = st.side_of(src_first);
         let mut checked_ack = None;
         let class = match (st.tracking, transport) {
-            (Tracking::Tcp, Transport::Tcp(seg)) => match tcp::track(&mut st.peers, side, seg) {
+            (Tracking::Tcp, Transport::Tcp(seg)) => match track_tcp(st, side, seg) {
                 Ok(accept) => {
                     checked_ack = accept.checked_ack;
                     accept.refresh
@@ -2223,6 +2318,7 @@ impl<B: PacketBuf> Worker<B> {
             bytes: record.bytes,
             hops: [HopRef::NONE; 2],
             waiting: 0,
+            probed: None,
             redirect: RedirectMark::default(),
             origin: origin::FROM_PEER
                 | if record.flags & state_flags::ALLOWOPTS != 0 {
@@ -2422,6 +2518,26 @@ pub fn record_of(st: &State, now: Instant) -> StateRecord {
             0
         },
     }
+}
+
+/// pf's TCP check of `seg` from `side`, but for the answer a takeover probe awaits from that side (a
+/// bare ACK): checked as data first, so that its sequence number tells the state how far the side has
+/// sent ([`tcp::track_answer`]); anything that fails that goes through pf's own check.
+#[inline(always)]
+fn track_tcp(st: &mut State, side: Side, seg: &TcpSegment) -> Result<TcpAccept, TcpRefusal> {
+    use tcp::flags::{ACK, FIN, RST, SYN};
+    if st.probed == Some(side) && seg.payload_len == 0 && seg.flags & (SYN | FIN | RST | ACK) == ACK
+    {
+        let mut peers = st.peers;
+        if let Ok(accept) = tcp::track_answer(&mut peers, side, seg)
+            && accept.refresh.is_some()
+        {
+            st.peers = peers;
+            st.probed = None;
+            return Ok(accept);
+        }
+    }
+    tcp::track(&mut st.peers, side, seg)
 }
 
 fn classify(m: &PacketMeta) -> Transport {

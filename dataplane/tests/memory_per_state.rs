@@ -59,6 +59,7 @@ fn a_million_states_take_at_most_256_bytes_each() {
             acked: [0; 2],
             hops: [tandem_dataplane::route::HopRef::NONE; 2],
             waiting: 0,
+            probed: None,
             redirect: Default::default(),
         };
         table.insert(state).expect("room");

@@ -862,18 +862,28 @@ fn a_peers_insert_of_a_new_connection_replaces_the_closed_state_here_too() {
 const HOLDING: &str = "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: pass, direction: in, port: inside}\nsync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2], hold: {timeout-us: 5000, margin: 100000, per-state: 4}}\n";
 
 /// Node B on the return path: it holds the connection A saw open (through a peer insert) and sees only
-/// the server's side. Returns B and the state's name.
+/// the server's side; A is alive. Returns B and the state's name.
 fn return_path() -> (Bench, StateName) {
     let mut a = synced(false);
     a.send(INSIDE, c2s(1000, 0, SYN, 0));
     a.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
     a.send(INSIDE, c2s(1001, 5001, ACK, 0));
     let (_, st) = a.worker.table().iter().next().expect("A's state");
-    let record = tandem_dataplane::worker::record_of(st, a.now);
+    let mut record = tandem_dataplane::worker::record_of(st, a.now);
+    // A's host id (both benches share one profile's).
+    record.name.creator = CreatorId(0x0a00_0002);
     let mut b = bench(HOLDING);
+    b.links.alive.push(record.name.creator);
     b.links.ops.push_back(PeerOp::Insert { record, ack: false });
     b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
     (b, record.name)
+}
+
+/// [`return_path`] after A failed: B holds the only copy of the state.
+fn return_path_after_a_failed() -> Bench {
+    let (mut b, _) = return_path();
+    b.links.alive.clear();
+    b
 }
 
 /// The server's data at `seq`, 1448 bytes, as B sees it.
@@ -960,6 +970,127 @@ fn a_state_no_peer_updates_never_holds() {
     assert!(b.send(OUTSIDE, server_data(5001 + 65535)).is_empty());
     assert_eq!(b.counters.held.get(), 0);
     assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+}
+
+/// A TCP frame's classification and its segment's header.
+fn tcp_of(frame: &[u8]) -> (PacketMeta, TcpMeta) {
+    let m = parse_meta(frame, ChecksumCaps::SOFTWARE).expect("a frame");
+    let L4::Tcp(seg) = m.l4 else {
+        panic!("a TCP segment")
+    };
+    (m, seg)
+}
+
+#[test]
+fn a_packet_ahead_of_a_state_whose_updater_failed_is_cured_by_the_endpoints_answer_to_a_probe() {
+    // Node A created the state and updated it, then failed: no update will come, and the client
+    // acknowledged server data that went through A, which B never saw.
+    let mut b = return_path_after_a_failed();
+    let ahead = server_data(5001 + 65535);
+    // Held; B asks the client for its numbers in the server's name: a bare ACK far below its window,
+    // which it discards and answers.
+    let probe = b.send(OUTSIDE, ahead.clone());
+    assert_eq!(b.counters.held.get(), 1);
+    assert_eq!(probe.len(), 1, "one probe, to the client, and nothing else");
+    let (pm, seg) = tcp_of(&probe[0]);
+    let (hm, held) = tcp_of(&ahead);
+    assert_eq!((pm.src, pm.dst), (hm.src, hm.dst));
+    assert_eq!((seg.src_port, seg.dst_port), (held.src_port, held.dst_port));
+    assert_eq!(seg.flags, ACK);
+    assert_eq!(seg.payload_len, 0);
+    assert_eq!(
+        seg.seq,
+        5001u32.wrapping_sub(1 << 30),
+        "behind all the server sent"
+    );
+    assert_eq!(
+        seg.ack, 1000,
+        "what B knows the client sent (pf's seqlo after the SYN)"
+    );
+    assert_eq!(b.counters.hold_probed.get(), 1);
+    // A second held packet of the same hold sends no second probe.
+    assert!(b.send(OUTSIDE, server_data(5001 + 65535 + 1448)).is_empty());
+    // The client's answer carries what it received through A: pf's checks pass it, it teaches the state
+    // the client's window, and the held packets are checked again and leave, in order.
+    let answer = c2s(1001, 5001 + 65535, ACK, 0);
+    let out = b.send(INSIDE, answer.clone());
+    assert_eq!(out, [answer], "the answer goes on to the server");
+    assert_eq!(
+        b.answers(INSIDE),
+        [ahead, server_data(5001 + 65535 + 1448)],
+        "the held packets, rechecked"
+    );
+    assert_eq!(b.counters.hold_released.get(), 2);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 0);
+}
+
+#[test]
+fn an_acknowledgement_of_data_b_never_saw_is_cured_by_the_sequence_number_of_the_probes_answer() {
+    // The failover case: the client sent 100 KB through A, the server acknowledged it, and A failed
+    // before its update reached B. A's last update told B the server's window (300 KB).
+    let (mut b, name) = return_path();
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let mut peers = st.peers;
+    peers[0].seqhi = 1001 + 300_000;
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
+            updates: 1,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    b.links.alive.clear();
+    // The server's acknowledgement runs 100 KB ahead of all B knows the client sent: held, probe sent.
+    let ack = s2c(5001, 1001 + 100_000, ACK, 0);
+    let probe = b.send(OUTSIDE, ack.clone());
+    assert_eq!((b.counters.held.get(), probe.len()), (1, 1));
+    // pf alone learns nothing from a bare ACK's sequence number; the probe's answer, checked as a data
+    // segment, says the client sent up to 102,896: the acknowledgement passes.
+    let answer = c2s(1001 + 100_000 + 2896, 5001, ACK, 0);
+    assert_eq!(b.send(INSIDE, answer.clone()), [answer]);
+    assert_eq!(
+        b.answers(INSIDE),
+        [ack],
+        "the held acknowledgement, rechecked"
+    );
+    assert_eq!(b.counters.hold_released.get(), 1);
+    assert_eq!(
+        b.worker.table().iter().next().expect("state").1.probed,
+        None
+    );
+}
+
+#[test]
+fn a_state_whose_updater_is_alive_waits_for_its_update_and_sends_no_probe() {
+    let (mut b, _) = return_path();
+    assert!(b.send(OUTSIDE, server_data(5001 + 65535)).is_empty());
+    assert_eq!(b.counters.held.get(), 1);
+    assert_eq!(b.counters.hold_probed.get(), 0, "no probe");
+}
+
+#[test]
+fn a_probe_cannot_loosen_anything_a_forged_answer_is_checked_and_the_held_forgery_times_out() {
+    let mut b = return_path_after_a_failed();
+    assert_eq!(
+        b.send(OUTSIDE, server_data(5001 + 65535)).len(),
+        1,
+        "the probe"
+    );
+    // An "answer" acknowledging more than the server can have sent is out of window: dropped, and the
+    // held packet stays held.
+    assert!(
+        b.send(INSIDE, c2s(1001, 5001 + 10_000_000, ACK, 0))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+    assert!(b.answers(INSIDE).is_empty(), "nothing released");
+    b.now = b.now + Duration::millis(6);
+    b.worker
+        .poll(&mut b.io, &mut b.links, &[INSIDE, OUTSIDE], b.now);
+    assert!(b.io.take_sent(INSIDE).is_empty());
+    assert_eq!(b.counters.hold_timeout.get(), 1);
 }
 
 #[test]

@@ -423,6 +423,7 @@ impl<'a> Control<'a> {
                 ("hold_released", sum(|c| c.hold_released.get())),
                 ("hold_refused", sum(|c| c.hold_refused.get())),
                 ("hold_timeout", sum(|c| c.hold_timeout.get())),
+                ("hold_probed", sum(|c| c.hold_probed.get())),
                 ("hold_pool_full", sum(|c| c.hold_pool_full.get())),
                 ("hold_state_full", sum(|c| c.hold_state_full.get())),
                 // Owner redirect: frames sent to their states' owners and received as owner.

@@ -96,6 +96,8 @@ impl WorkerChannels {
 pub struct Owners {
     alive: [AtomicU32; MAX_OWNERS],
     count: AtomicUsize,
+    /// Peers alive, those whose host id is not known yet included.
+    peers: AtomicUsize,
 }
 
 impl Owners {
@@ -104,17 +106,25 @@ impl Owners {
         Arc::new(Owners {
             alive: std::array::from_fn(|_| AtomicU32::new(0)),
             count: AtomicUsize::new(0),
+            peers: AtomicUsize::new(0),
         })
     }
 
-    /// Publishes the host ids of the peers alive now (at most [`MAX_OWNERS`]).
-    pub fn publish(&self, alive: impl Iterator<Item = CreatorId>) {
+    /// Publishes how many peers are alive now, and the host ids of those whose id is known (at most
+    /// [`MAX_OWNERS`]).
+    pub fn publish(&self, peers: usize, alive: impl Iterator<Item = CreatorId>) {
+        self.peers.store(peers, Ordering::Relaxed);
         let mut n = 0;
         for id in alive.take(MAX_OWNERS) {
             self.alive[n].store(id.0, Ordering::Relaxed);
             n += 1;
         }
         self.count.store(n, Ordering::Release);
+    }
+
+    /// Whether any peer is alive.
+    pub fn any_alive(&self) -> bool {
+        self.peers.load(Ordering::Relaxed) > 0
     }
 
     /// Whether the peer with host id `id` is alive.
@@ -167,6 +177,10 @@ impl WorkerLinks<Mbuf> for QueueLinks {
 
     fn owner_alive(&self, owner: CreatorId) -> bool {
         self.owners.is_alive(owner)
+    }
+
+    fn peers_alive(&self) -> bool {
+        self.owners.any_alive()
     }
 
     fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Mbuf) -> Result<(), Mbuf> {

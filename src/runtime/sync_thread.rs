@@ -130,13 +130,9 @@ struct Redirector {
 impl Redirector {
     /// Publishes which peers are alive, for the workers.
     fn publish_owners<M: ShardMap>(&self, engine: &Engine<M>) {
-        self.owners.publish(
-            engine
-                .peers()
-                .iter()
-                .filter(|(_, p)| p.alive)
-                .filter_map(|(_, p)| p.host_id),
-        );
+        let alive = || engine.peers().iter().filter(|(_, p)| p.alive);
+        self.owners
+            .publish(alive().count(), alive().filter_map(|(_, p)| p.host_id));
     }
 
     /// Sends the frames workers queued for their owners, as many consecutive frames for one owner per

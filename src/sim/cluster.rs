@@ -206,6 +206,9 @@ pub struct Scenario {
     pub duration: Ns,
     /// Stop a node dead at a time (after the warm-up): it forwards and syncs nothing after.
     pub kill: Option<(usize, Ns)>,
+    /// How long before a kill the dying node's sync link goes dead (both ways): a node that hangs, then
+    /// dies, leaving the survivors' copies of its states behind what the endpoints did through it.
+    pub sync_cut_before_kill: Ns,
     /// How long after a kill the paths move to the surviving nodes (failure detection and rerouting).
     pub reroute_after: Ns,
     /// Flows start spread over this interval.
@@ -236,6 +239,7 @@ impl Default for Scenario {
             cpu: Cpu::TANDEM,
             duration: Ns::millis(100),
             kill: None,
+            sync_cut_before_kill: Ns::ZERO,
             reroute_after: Ns::millis(3),
             start_spread: Ns::ZERO,
             seed: 1,
@@ -393,6 +397,8 @@ pub struct Report {
     pub hold_released: u64,
     /// The 99th percentile of their wait, in microseconds (a power-of-two bucket's upper bound).
     pub hold_p99_us: Option<u64>,
+    /// Takeover probes: endpoints asked for their numbers because a held packet's updater had failed.
+    pub probed: u64,
     /// Frames redirected to their states' owners over the sync link (owner redirect), all nodes.
     pub redirected: u64,
 }
@@ -426,6 +432,8 @@ struct Links {
     ops: VecDeque<PeerOp>,
     /// Host ids of the peers the sync engine holds alive (set before each poll).
     alive: Vec<CreatorId>,
+    /// Whether the sync engine holds any peer alive, its host id known or not (set before each poll).
+    peers_alive: bool,
     /// Frames for their states' owners.
     to_owner: VecDeque<(CreatorId, PortId, Vec<u8>)>,
     /// Frames peers redirected here.
@@ -455,6 +463,9 @@ impl WorkerLinks<Vec<u8>> for Links {
     }
     fn owner_alive(&self, owner: CreatorId) -> bool {
         self.alive.contains(&owner)
+    }
+    fn peers_alive(&self) -> bool {
+        self.peers_alive
     }
     fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
         self.to_owner.push_back((owner, port, packet));
@@ -500,6 +511,8 @@ struct Processor {
 struct Node {
     addr: Ipv4Addr,
     alive: bool,
+    /// Whether its sync link is dead (see [`Scenario::sync_cut_before_kill`]).
+    sync_cut: bool,
     worker: Worker<Vec<u8>>,
     io: MemoryIo,
     links: Links,
@@ -561,6 +574,9 @@ enum Event {
         flow: usize,
     },
     Kill {
+        node: usize,
+    },
+    CutSync {
         node: usize,
     },
     Reroute,
@@ -739,6 +755,7 @@ impl Simulation {
             nodes.push(Node {
                 addr: sync_addr(n),
                 alive: true,
+                sync_cut: false,
                 worker,
                 io: MemoryIo::new(2),
                 links: Links::default(),
@@ -852,6 +869,8 @@ impl Simulation {
             sim.arm_engine_timer(n, Ns::ZERO);
         }
         if let Some((node, at)) = sc.kill {
+            let cut = Ns(at.0.saturating_sub(sc.sync_cut_before_kill.0));
+            sim.events.push(warmup + cut, Event::CutSync { node });
             sim.events.push(warmup + at, Event::Kill { node });
             sim.events
                 .push(warmup + at + sc.reroute_after, Event::Reroute);
@@ -927,6 +946,7 @@ impl Simulation {
                 }
                 self.host_output(flow, server);
             }
+            Event::CutSync { node } => self.nodes[node].sync_cut = true,
             Event::Kill { node } => {
                 let n = &mut self.nodes[node];
                 n.alive = false;
@@ -1002,9 +1022,10 @@ impl Simulation {
             }
             Job::RedirectOut { owner, port, frame } => {
                 let cost = self.sc.cpu.redirect_frame();
+                let cut = self.nodes[node].sync_cut || self.nodes[owner].sync_cut;
                 let link = &mut self.sync_links[node * self.nodes.len() + owner];
                 let bytes = frame.len() + tandem_sync::wire::redirect::REDIRECT_HEADER_LEN;
-                if let Some(arrival) = link.offer(now + cost, bytes + SYNC_OVERHEAD) {
+                if !cut && let Some(arrival) = link.offer(now + cost, bytes + SYNC_OVERHEAD) {
                     self.redirected_frames += 1;
                     self.events.push(
                         arrival,
@@ -1117,6 +1138,9 @@ impl Simulation {
         };
         let src = self.nodes[from].addr;
         for &to in &targets {
+            if self.nodes[from].sync_cut || self.nodes[to].sync_cut {
+                continue;
+            }
             let link = &mut self.sync_links[from * self.nodes.len() + to];
             if let Some(arrival) = link.offer(at, payload.len() + SYNC_OVERHEAD) {
                 let payload = payload.clone();
@@ -1140,13 +1164,10 @@ impl Simulation {
         let (to_server, to_client, to_owners) = {
             let n = &mut self.nodes[node];
             if let Some(e) = &n.engine {
+                let alive = || e.peers().iter().filter(|(_, p)| p.alive);
                 n.links.alive.clear();
-                n.links.alive.extend(
-                    e.peers()
-                        .iter()
-                        .filter(|(_, p)| p.alive)
-                        .filter_map(|(_, p)| p.host_id),
-                );
+                n.links.alive.extend(alive().filter_map(|(_, p)| p.host_id));
+                n.links.peers_alive = alive().next().is_some();
             }
             n.worker
                 .poll(&mut n.io, &mut n.links, &PORTS, self.now.instant());
@@ -1342,6 +1363,7 @@ impl Simulation {
             }
             r.held += n.counters.held.get();
             r.hold_released += n.counters.hold_released.get();
+            r.probed += n.counters.hold_probed.get();
             for (total, bucket) in hold_times.iter_mut().zip(&n.counters.hold_time) {
                 *total += bucket.get();
             }

@@ -287,7 +287,9 @@ impl TcpEndpoint {
 
     fn queue_ack(&mut self) {
         let seg = Segment {
-            seq: self.snd_nxt,
+            // The next unsent octet even while retransmitting (`snd_nxt` went back to `snd_una` at the
+            // timeout): FreeBSD's pure ACKs carry `snd_max`, Linux never moves `snd_nxt` back.
+            seq: self.snd_max,
             ack: self.rcv_nxt,
             flags: flags::ACK,
             win: self.win_field(false),
@@ -395,6 +397,13 @@ impl TcpEndpoint {
                     self.flush_ack();
                     return;
                 }
+                if self.far_below_window(seg) {
+                    // RFC 9293 section 3.10.7.4: an unacceptable segment is answered with an ACK and
+                    // dropped (a keepalive probe's answer).
+                    self.ack_now = true;
+                    self.flush_ack();
+                    return;
+                }
             }
         }
         if ack {
@@ -405,6 +414,15 @@ impl TcpEndpoint {
         }
         self.fill(now);
         self.flush_ack();
+    }
+
+    /// Whether `seg` is a bare ACK whose sequence number lies more than a receive window below
+    /// `rcv_nxt`: unacceptable by RFC 9293's test, and by Linux's looser one, which accepts a bare segment
+    /// down to where `rcv_nxt` stood at its last window update (at most a window below).
+    fn far_below_window(&self, seg: &Segment) -> bool {
+        seg.len == 0
+            && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0
+            && seq::lt(seg.seq, self.rcv_nxt.wrapping_sub(self.rcv_window()))
     }
 
     fn on_ack(&mut self, now: Instant, seg: &Segment) {
@@ -843,6 +861,38 @@ mod tests {
             "delivered {}",
             s.stats().delivered
         );
+    }
+
+    #[test]
+    fn a_bare_ack_far_below_the_window_is_answered_with_the_endpoints_numbers() {
+        let (mut c, mut s) = run(10_000_000, Duration::millis(1), 64 << 10, 1, |_| false);
+        while s.poll_transmit().is_some() {}
+        let (rcv_nxt, snd_nxt) = (s.rcv_nxt, s.snd_nxt);
+        let probe = Segment {
+            seq: rcv_nxt.wrapping_sub(1 << 30),
+            ack: snd_nxt,
+            flags: flags::ACK,
+            win: 100,
+            len: 0,
+            mss: None,
+            wscale: None,
+            sack_ok: false,
+            sack: [None; 3],
+        };
+        let now = Instant(2_000_000);
+        s.on_segment(now, &probe);
+        let answer = s.poll_transmit().expect("answered");
+        assert_eq!((answer.seq, answer.ack, answer.len), (snd_nxt, rcv_nxt, 0));
+        // A bare ACK inside the window is not answered.
+        while c.poll_transmit().is_some() {}
+        s.on_segment(
+            now,
+            &Segment {
+                seq: rcv_nxt,
+                ..probe
+            },
+        );
+        assert!(s.poll_transmit().is_none());
     }
 
     #[test]

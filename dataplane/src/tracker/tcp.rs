@@ -205,6 +205,38 @@ pub fn track(
     from: Side,
     seg: &TcpSegment,
 ) -> Result<TcpAccept, TcpRefusal> {
+    track_with(peers, from, seg, Easing::Pf)
+}
+
+/// Checks `seg`, a bare ACK an endpoint sent in answer to a probe (see the worker's takeover probe),
+/// as strictly as a data segment: its sequence number must lie in the window as a data segment's must,
+/// and then it moves the side's `seqlo` as data ending there would. pf lets a segment without data pass
+/// whatever its sequence number (stacks put odd numbers in them) and so learns nothing from it; held to a
+/// data segment's checks, the answer teaches the state what an in-window segment of one byte ending there
+/// would, no more. Refused answers are left to [`track`].
+pub fn track_answer(
+    peers: &mut [TcpPeer; 2],
+    from: Side,
+    seg: &TcpSegment,
+) -> Result<TcpAccept, TcpRefusal> {
+    track_with(peers, from, seg, Easing::None)
+}
+
+/// Whether a segment without data has its sequence number checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Easing {
+    /// pf's: not checked (it is taken to be `seqlo`).
+    Pf,
+    /// Checked as a data segment's.
+    None,
+}
+
+fn track_with(
+    peers: &mut [TcpPeer; 2],
+    from: Side,
+    seg: &TcpSegment,
+    easing: Easing,
+) -> Result<TcpAccept, TcpRefusal> {
     let (src_i, dst_i) = (from.index(), from.other().index());
     let mut src = peers[src_i];
     let mut dst = peers[dst_i];
@@ -312,7 +344,7 @@ pub fn track(
         ack_substituted = true;
     }
 
-    if seqn == end {
+    if seqn == end && easing == Easing::Pf {
         // Ease sequencing restrictions on segments without data.
         seqn = src.seqlo;
         data_end = seqn;
@@ -497,6 +529,25 @@ mod tests {
         track(&mut peers, S, &seg(5000, 1001, SYN | ACK, 65535, 0)).expect("SYN-ACK passes");
         track(&mut peers, C, &seg(1001, 5001, ACK, 65535, 0)).expect("ACK passes");
         peers
+    }
+
+    #[test]
+    fn a_bare_ack_teaches_pf_nothing_but_a_probes_answer_checked_as_data_moves_seqlo() {
+        let mut peers = established();
+        let seqlo = peers[0].seqlo;
+        // pf: a bare ACK passes whatever its sequence number, and seqlo stays.
+        track(&mut peers, C, &seg(1001 + 40_000, 5001, ACK, 65535, 0)).expect("eased");
+        assert_eq!(peers[0].seqlo, seqlo);
+        // As an answer, inside the window: seqlo moves there.
+        let mut answered = established();
+        track_answer(&mut answered, C, &seg(1001 + 40_000, 5001, ACK, 65535, 0))
+            .expect("in window");
+        assert_eq!(answered[0].seqlo, 1001 + 40_000);
+        // Past the right edge the server granted (5001 + 65535), an answer is refused: it cannot claim
+        // more than a data segment could.
+        let mut beyond = established();
+        assert!(track_answer(&mut beyond, C, &seg(1001 + 70_000, 5001, ACK, 65535, 0)).is_err());
+        assert_eq!(beyond[0].seqlo, seqlo);
     }
 
     #[test]

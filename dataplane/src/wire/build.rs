@@ -716,6 +716,33 @@ pub fn challenge_ack_for(
     })
 }
 
+/// A probe that makes a TCP endpoint state its numbers: a bare ACK from `frame`'s sender to its
+/// destination, with the sender's timestamps, carrying `seq` and `ack`. With `seq` far below anything the
+/// destination still accepts (a keepalive probe's trick), the destination discards it and answers with an
+/// ACK carrying its own next sequence number and acknowledgement (RFC 9293 section 3.10.7.4). `None` for
+/// anything but a whole TCP segment.
+pub fn probe_for(frame: &[u8], meta: &PacketMeta, seq: u32, ack: u32) -> Option<Answer<'static>> {
+    if !matches!(meta.l4, L4::Tcp(_)) || meta.fragment != Fragment::None {
+        return None;
+    }
+    let start = usize::from(meta.l4_offset);
+    let segment = frame.get(start..start + usize::from(meta.ip_payload_len))?;
+    let seen = TcpRepr::parse(&tcp::Packet::new_checked(segment).ok()?).ok()?;
+    Some(Answer {
+        ends: Endpoints::of_frame(frame, meta)?,
+        kind: AnswerKind::Tcp(TcpRepr {
+            src_port: seen.src_port,
+            dst_port: seen.dst_port,
+            seq,
+            ack,
+            flags: TcpFlags::ACK,
+            window: seen.window,
+            timestamps: seen.timestamps,
+            ..TcpRepr::default()
+        }),
+    })
+}
+
 /// Whether a packet's source may receive an error about it, and its destination was a single host: no
 /// unspecified, loopback, multicast or broadcast source, no multicast or broadcast destination (RFC 1122
 /// section 3.2.2, RFC 4443 section 2.4 (e)).
@@ -952,6 +979,41 @@ mod tests {
         assert_eq!((ack.src_port, ack.dst_port), (seg.dst_port, seg.src_port));
         assert_eq!((ack.seq, ack.ack, ack.flags), (7000, 9000, TcpFlags::ACK));
         assert!(answer.l4_checksum_ok(&frame));
+    }
+
+    #[test]
+    fn a_probe_goes_the_segments_way_with_its_timestamps_and_the_numbers_given() {
+        let data = meta(&captured::DATA_V4);
+        let L4::Tcp(seg) = data.l4 else {
+            panic!("a TCP segment")
+        };
+        let frame = probe_for(&captured::DATA_V4, &data, 7000, 9000)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let probe = meta(&frame);
+        assert_eq!(
+            (probe.src, probe.dst, probe.ttl),
+            (data.src, data.dst, data.ttl)
+        );
+        let L4::Tcp(ack) = probe.l4 else {
+            panic!("a TCP segment")
+        };
+        assert_eq!((ack.src_port, ack.dst_port), (seg.src_port, seg.dst_port));
+        assert_eq!((ack.seq, ack.ack, ack.flags), (7000, 9000, TcpFlags::ACK));
+        assert_eq!((ack.payload_len, ack.window), (0, seg.window));
+        assert!(probe.l4_checksum_ok(&frame));
+        let at = usize::from(probe.l4_offset);
+        let sent = TcpRepr::parse(&tcp::Packet::new_checked(&frame[at..]).unwrap()).unwrap();
+        let start = usize::from(data.l4_offset);
+        let seen = TcpRepr::parse(&tcp::Packet::new_checked(&captured::DATA_V4[start..]).unwrap());
+        assert_eq!(sent.timestamps, seen.unwrap().timestamps);
+    }
+
+    #[test]
+    fn no_probe_for_anything_but_tcp() {
+        let udp = meta(&captured::UDP_V6);
+        assert_eq!(probe_for(&captured::UDP_V6, &udp, 1, 2), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use tandem_dataplane::rules::RuleSet;
 pub use tandem_dataplane::wire::build::{self, Endpoints};
 pub use tandem_dataplane::wire::checksum::ChecksumCaps;
 pub use tandem_dataplane::wire::ethernet::MacAddr;
-pub use tandem_dataplane::wire::meta::{IcmpKind, L4, parse_meta};
+pub use tandem_dataplane::wire::meta::{IcmpKind, L4, PacketMeta, TcpMeta, parse_meta};
 pub use tandem_dataplane::wire::tcp::{TcpFlags, TcpRepr};
 pub use tandem_dataplane::wire::udp::UdpRepr;
 pub use tandem_dataplane::worker::{
