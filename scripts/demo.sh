@@ -190,6 +190,16 @@ if [ "$nodes" = 2 ]; then
 fi
 
 echo
+# Every sync datagram of the run, all firewalls: verified, or refused and by which check.
+auth_ok=$(sum_counter sync auth_accepted)
+auth_refused=0
+for r in unsealed unknown_key bad_mac replayed too_many_senders; do
+  auth_refused=$((auth_refused + $(sum_counter sync "auth_$r")))
+done
+auth_line="$auth_ok datagrams verified, $auth_refused refused (running firewalls)"
+[ "$auth_ok" -gt 0 ] || fail "no sync datagram verified: is authentication on?"
+[ "$auth_refused" = 0 ] || fail "$auth_refused sync datagrams failed authentication"
+
 echo "================ Tandem active-active demo: summary ================"
 printf '%-36s %s\n' "firewalls" "$nodes (DPDK net_af_xdp on veths, adaptive polling, 2 CPUs shared with the traffic)"
 printf '%-36s %s Mbit/s\n' "iperf3 symmetric (fw-a both ways)" "$sym"
@@ -203,6 +213,7 @@ printf '%-36s %s (target 0)\n' "window drops, asymmetric runs" "$drops"
 printf '%-36s %s held, %s passed after the update, %s timed out\n' "held for the sync (hold-and-recheck)" "$held" "$released" "$timeouts"
 printf '%-36s %s frames of %s flows sent to the node owning their state\n' "owner redirect (auto)" "$redirected" "$redirect_states"
 printf '%-36s %s packets, %s bytes\n' "sync traffic, asymmetric runs" "$sync_pk" "$sync_by"
+printf '%-36s %s\n' "sync authentication (HMAC-SHA256)" "$auth_line"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
 printf '%-36s %s of 5 ok; slowest connect %s ms (a lost SYN would cost 1000)\n' "client port reused (asymmetric)" "$reuse_ok" "$reuse_max"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"

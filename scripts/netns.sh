@@ -15,7 +15,7 @@
 #   tnd-server   eth0 198.19.1.10/24               (default route: a firewall's outside address)
 #   tnd-fwa/b/c  in, out: DPDK ports (net_af_xdp), no kernel addresses
 #                sync0  198.18.255.1/2/3 on the sync link (kernel interface, raw IP protocol 240, MTU
-#                       1600 for owner redirect's frames)
+#                       1700 for owner redirect's frames and the authentication trailer)
 #   tnd-sw       the three Linux bridges joining them: br-in, br-out, br-sync
 # Firewall addresses: inside 198.18.1.1/2/3, outside 198.19.1.1/2/3 (the profiles in config/profiles/netns/).
 #
@@ -84,28 +84,31 @@ up() {
     veth in "$ns" "$n-in" br-in
     veth out "$ns" "$n-out" br-out
     # Owner redirect carries whole data frames over the sync link: room for a 1500-byte packet, its
-    # Ethernet header and the redirect's headers.
+    # Ethernet header, the redirect's headers and the authentication trailer.
     if [ "$n" = b ] && [ -n "$relay" ]; then
       ip link add tnd-r-b type veth peer name tnd-r-b-p
       ip link set tnd-r-b netns tnd-relay
       ip link set tnd-r-b-p netns "$ns"
       in_ns tnd-relay ip link set tnd-r-b name r-b
       in_ns "$ns" ip link set tnd-r-b-p name sync0
-      in_ns tnd-relay ip link set r-b mtu 1600 up
-      in_ns "$ns" ip link set sync0 mtu 1600 up
+      in_ns tnd-relay ip link set r-b mtu 1700 up
+      in_ns "$ns" ip link set sync0 mtu 1700 up
       veth r-sw tnd-relay r-sw br-sync
-      in_ns tnd-sw ip link set r-sw mtu 1600
-      in_ns tnd-relay ip link set r-sw mtu 1600
+      in_ns tnd-sw ip link set r-sw mtu 1700
+      in_ns tnd-relay ip link set r-sw mtu 1700
     else
       veth sync0 "$ns" "$n-sync" br-sync
-      in_ns tnd-sw ip link set "$n-sync" mtu 1600
-      in_ns "$ns" ip link set sync0 mtu 1600
+      in_ns tnd-sw ip link set "$n-sync" mtu 1700
+      in_ns "$ns" ip link set sync0 mtu 1700
     fi
     in_ns "$ns" ip addr add "198.18.255.$i/24" dev sync0
     # The firewall's data interfaces belong to DPDK: the kernel must neither route nor answer on them.
     in_ns "$ns" sysctl -qw net.ipv4.ip_forward=0
     i=$((i + 1))
   done
+  # The cluster's sync key (the profiles' auth-key-file), new for every cluster.
+  mkdir -p /run/tandem-netns
+  (umask 077; printf '1 %s\n' "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > /run/tandem-netns/sync.key)
   route client a
   route server a
   echo "netns: client, server, $nodes firewalls and the switch are up (scripts/netns.sh down removes them)"

@@ -201,6 +201,12 @@ fn main() -> ExitCode {
 fn check(path: &Path) -> Result<ExitCode> {
     match tandem_config::load(path) {
         Ok(profile) => {
+            if let Some(key_file) = profile.sync.as_ref().and_then(|s| s.auth_key_file.as_ref())
+                && let Err(error) = tandem::runtime::transport::load_keyring(key_file)
+            {
+                println!("{}: {error}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             println!(
                 "{}: profile of node {} is valid ({} port(s), {} worker(s), {} rule(s){})",
                 path.display(),

@@ -303,9 +303,13 @@ fn two_workers_track_stateful_flows_and_block_the_rest() {
     assert_eq!(out as u64, forwarded);
 }
 
-#[test]
-fn two_appliances_share_their_states_over_memif() {
-    let dir = Scratch::new("memif");
+/// What two appliances syncing over net_memif made of A's 25 connections: whether B learned them all,
+/// and both nodes' `show sync`. `keys` are the two nodes' key files' texts (no authentication when `None`).
+fn share_states(
+    name: &str,
+    keys: Option<(&str, &str)>,
+) -> (bool, serde_json::Value, serde_json::Value) {
+    let dir = Scratch::new(name);
     let spec = TrafficSpec {
         flows: 25,
         segments: 4,
@@ -315,17 +319,29 @@ fn two_appliances_share_their_states_over_memif() {
     write_pcap(&dir.path("in.pcap"), &frames);
     empty_pcap(&dir.path("empty.pcap"));
     let d = dir.0.display();
-    let node = |name: &str, role: &str, rx: &str, sync_addr: &str| {
+    let auth = |node: &str, key: Option<&str>| match key {
+        None => String::new(),
+        Some(text) => {
+            let path = dir.path(&format!("{node}.key"));
+            std::fs::write(&path, text).expect("key file");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            format!(", auth-key-file: {}", path.display())
+        }
+    };
+    let node = |name: &str, role: &str, rx: &str, sync_addr: &str, key: Option<&str>| {
         format!(
-            "ports:\n  - {{name: inside, device: \"net_pcap0,rx_pcap={d}/{rx},tx_pcap={d}/{name}-in.pcap\"}}\n  - {{name: outside, device: \"net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/{name}-out.pcap\"}}\n  - {{name: sync, device: \"net_memif0,role={role},socket={d}/memif.sock,socket-abstract=no\", addresses: [{sync_addr}/24]}}\nworkers: {{cores: [0], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/24}}\nsync: {{port: sync, core: 1, transport: multicast, keepalive-ms: 100, peer-dead-ms: 1000, bulk-timeout-ms: 300, bulk-retries: 3}}\n"
+            "ports:\n  - {{name: inside, device: \"net_pcap0,rx_pcap={d}/{rx},tx_pcap={d}/{name}-in.pcap\"}}\n  - {{name: outside, device: \"net_pcap1,rx_pcap={d}/empty.pcap,tx_pcap={d}/{name}-out.pcap\"}}\n  - {{name: sync, device: \"net_memif0,role={role},socket={d}/memif.sock,socket-abstract=no\", addresses: [{sync_addr}/24]}}\nworkers: {{cores: [0], polling: adaptive}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nrules:\n  - {{action: pass, from: 198.18.0.0/24}}\nsync: {{port: sync, core: 1, transport: multicast, keepalive-ms: 100, peer-dead-ms: 1000, bulk-timeout-ms: 300, bulk-retries: 3{}}}\n",
+            auth(name, key)
         )
     };
+    let (key_a, key_b) = keys.map_or((None, None), |(a, b)| (Some(a), Some(b)));
     // B starts first with no traffic; A brings the connections.
     let b = Tandem::start(
         &profile(
             &dir,
             "node-b",
-            &node("node-b", "server", "empty.pcap", "198.20.0.2"),
+            &node("node-b", "server", "empty.pcap", "198.20.0.2", key_b),
         ),
         &[],
     );
@@ -333,44 +349,120 @@ fn two_appliances_share_their_states_over_memif() {
         &profile(
             &dir,
             "node-a",
-            &node("node-a", "client", "in.pcap", "198.20.0.1"),
+            &node("node-a", "client", "in.pcap", "198.20.0.1", key_a),
         ),
         &["--stats-interval-ms", "100"],
     );
     wait_until_done(&mut a, frames.len() as u64);
-    let learned = b.eventually(Duration::from_secs(20), |b| {
-        let states = b.show_json("states");
-        states
-            .as_array()
-            .is_some_and(|s| s.len() == 25 && s.iter().all(|s| s["origin"] == "peer"))
-    });
-    let in_sync = b.eventually(Duration::from_secs(10), |b| {
-        b.show_json("sync")["in_sync"] == true
-    });
+    // Long enough for every insert and a bulk request's retries to have come and gone.
+    let learned = b.eventually(
+        Duration::from_secs(if keys.is_some_and(|(a, b)| a != b) {
+            3
+        } else {
+            20
+        }),
+        |b| {
+            let states = b.show_json("states");
+            states
+                .as_array()
+                .is_some_and(|s| s.len() == 25 && s.iter().all(|s| s["origin"] == "peer"))
+        },
+    );
     let b_sync = b.show_json("sync");
     let a_sync = a.show_json("sync");
-    let b_peers = b.show_json("peers");
     let (a_ok, _, a_lines) = a.stop();
     let (b_ok, b_out, b_lines) = b.stop();
-    assert!(
-        learned,
-        "node B never held A's 25 states\nA: {a_sync}\nB: {b_sync}\n{}",
-        b_lines.join("\n")
-    );
     assert!(a_ok, "{}", a_lines.join("\n"));
     assert!(b_ok, "{}", b_lines.join("\n"));
-    assert!(in_sync, "{b_sync}");
-    assert_eq!(b_peers[0]["alive"], true, "{b_peers}");
-    let sent = |s: &serde_json::Value, name: &str| {
-        s["counters"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == name))
-            .and_then(|c| c["value"].as_u64())
-            .unwrap_or(0)
-    };
-    assert!(sent(&a_sync, "out_ins_messages") >= 25, "{a_sync}");
-    assert!(sent(&b_sync, "in_ins_messages") >= 25, "{b_sync}");
     assert!(b_out.contains("buffers still in use: 0"), "{b_out}");
+    (learned, a_sync, b_sync)
+}
+
+fn sync_counter(s: &serde_json::Value, name: &str) -> u64 {
+    s["counters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .and_then(|c| c["value"].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_appliances_share_their_states_over_memif() {
+    let (learned, a_sync, b_sync) = share_states("memif", None);
+    assert!(
+        learned,
+        "node B never held A's 25 states\nA: {a_sync}\nB: {b_sync}"
+    );
+    assert_eq!(b_sync["in_sync"], true, "{b_sync}");
+    assert!(sync_counter(&a_sync, "out_ins_messages") >= 25, "{a_sync}");
+    assert!(sync_counter(&b_sync, "in_ins_messages") >= 25, "{b_sync}");
+}
+
+const KEY: &str = "1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n";
+const OTHER_KEY: &str = "1 f0e1d2c3b4a5968778695a4b3c2d1e0ff0e1d2c3b4a5968778695a4b3c2d1e0f\n";
+
+#[test]
+fn appliances_holding_the_cluster_key_share_their_states_and_every_datagram_verifies() {
+    let (learned, a_sync, b_sync) = share_states("memif-auth", Some((KEY, KEY)));
+    assert!(
+        learned,
+        "node B never held A's 25 states\nA: {a_sync}\nB: {b_sync}"
+    );
+    assert!(sync_counter(&b_sync, "auth_accepted") > 0, "{b_sync}");
+    for refused in [
+        "auth_unsealed",
+        "auth_unknown_key",
+        "auth_bad_mac",
+        "auth_replayed",
+    ] {
+        assert_eq!(sync_counter(&b_sync, refused), 0, "{refused}: {b_sync}");
+    }
+}
+
+#[test]
+fn an_appliance_with_another_key_is_heard_by_nobody() {
+    let (learned, a_sync, b_sync) = share_states("memif-wrong-key", Some((OTHER_KEY, KEY)));
+    assert!(!learned);
+    assert_eq!(sync_counter(&b_sync, "in_ins_messages"), 0, "{b_sync}");
+    assert_eq!(sync_counter(&b_sync, "packets_in"), 0, "{b_sync}");
+    assert!(sync_counter(&b_sync, "auth_bad_mac") > 0, "{b_sync}");
+    assert!(
+        sync_counter(&a_sync, "auth_bad_mac") > 0,
+        "B's packets to A: {a_sync}"
+    );
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_by_tandem_check() {
+    let dir = Scratch::new("key-mode");
+    let key = dir.path("sync.key");
+    std::fs::write(&key, KEY).expect("key file");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let body = format!(
+        "ports:\n  - {{name: inside, device: net_null0}}\n  - {{name: outside, device: net_null1}}\n  - {{name: sync, device: net_null2, addresses: [198.20.0.1/24]}}\nworkers: {{cores: [0]}}\nforwarding: {{mode: wire, pairs: [[inside, outside]]}}\nsync: {{port: sync, core: 1, transport: multicast, auth-key-file: {}}}\n",
+        key.display()
+    );
+    let path = profile(&dir, "node", &body);
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["check", "--profile"])
+            .arg(path)
+            .output()
+            .expect("tandem check")
+    };
+    let out = check(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("chmod 600"), "{text}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let out = check(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 fn free_port() -> u16 {

@@ -14,7 +14,8 @@ use crate::failover::{Failover, decode_failover};
 use crate::net::{InterfaceAddress, MacAddr, Prefix};
 use crate::rules::{Rule, decode_rules};
 use crate::sync::{
-    REDIRECT_OVERHEAD, Redirect, SyncLink, SyncSettings, bounded, decode_host_id, decode_sync,
+    AUTH_OVERHEAD, REDIRECT_OVERHEAD, Redirect, SyncLink, SyncSettings, bounded, decode_host_id,
+    decode_sync,
 };
 
 /// Index of a port in the profile's `ports` list.
@@ -327,16 +328,26 @@ fn check_redirect_mtu(d: &mut Decoder, sync: &SyncSettings, names: &PortNames, r
         .filter(|&i| Some(PortId(i as u16)) != sync_port)
         .max_by_key(|&i| names.mtus[i]);
     if let Some(i) = data {
-        let need = u32::from(names.mtus[i]) + 18 + u32::from(REDIRECT_OVERHEAD);
+        let auth = if sync.auth_key_file.is_some() {
+            AUTH_OVERHEAD
+        } else {
+            0
+        };
+        let overhead = 18 + REDIRECT_OVERHEAD + auth;
+        let need = u32::from(names.mtus[i]) + u32::from(overhead);
         if u32::from(sync_mtu) < need {
             d.error(
                 &root.path,
                 format!(
                     "sync.redirect needs a sync MTU of at least {need} (port `{}`'s MTU {} plus its \
-                     Ethernet header and the redirect's {} bytes); it is {sync_mtu}",
+                     Ethernet header and the redirect's {overhead} bytes{}); it is {sync_mtu}",
                     names.name(PortId(i as u16)),
                     names.mtus[i],
-                    18 + REDIRECT_OVERHEAD
+                    if auth > 0 {
+                        ", authentication trailer included"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }

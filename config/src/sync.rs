@@ -116,6 +116,10 @@ pub enum Redirect {
 /// sync runs over UDP), the redirect datagram's headers (28 bytes) and up to 3 bytes of padding.
 pub const REDIRECT_OVERHEAD: u16 = 20 + 8 + 28 + 3;
 
+/// Bytes the authentication trailer adds to every sync datagram (`sync.auth-key-file`): magic, version,
+/// key id, sequence number and a 16-byte MAC.
+pub const AUTH_OVERHEAD: u16 = 4 + 8 + 16;
+
 /// A sync peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncPeer {
@@ -458,6 +462,19 @@ pub(crate) fn decode_sync(
     let bulk_timeout_ms = bounded(&mut f, d, "bulk-timeout-ms", 2000, 10, 600_000);
     let bulk_retries = bounded(&mut f, d, "bulk-retries", 12, 0, 1000);
     let auth_key_file = f.optional::<String>(d, "auth-key-file").map(PathBuf::from);
+    if auth_key_file.is_some()
+        && let Some(mtu) = mtu
+        && mtu < MIN_SYNC_MTU + AUTH_OVERHEAD
+    {
+        d.error(
+            f.path(),
+            format!(
+                "sync MTU {mtu} leaves no room for a full state after the authentication trailer: \
+                 at least {} is needed",
+                MIN_SYNC_MTU + AUTH_OVERHEAD
+            ),
+        );
+    }
     f.finish(d);
     Some(SyncSettings {
         link: link?,

@@ -275,6 +275,17 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
     let sync_shared = Arc::new(sync_thread::SyncShared::default());
     let owners = links::Owners::new();
 
+    // The cluster's keys, when sync is authenticated: read before anything starts.
+    let keyring = match profile.sync.as_ref().and_then(|s| s.auth_key_file.as_ref()) {
+        Some(path) => Some(transport::load_keyring(path)?),
+        None => None,
+    };
+    // What the authentication trailer takes of every sync datagram.
+    let auth_overhead = if keyring.is_some() {
+        tandem_config::AUTH_OVERHEAD
+    } else {
+        0
+    };
     // The largest packet the sync link carries: owner redirect's frames must fit it whole.
     let sync_mtu = match profile.sync.as_ref() {
         None => 1500,
@@ -282,7 +293,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             SyncLink::Port(id) => profile.port(*id).mtu,
             SyncLink::Kernel { interface } => kernel_interface_mtu(interface).unwrap_or(1500),
         }),
-    };
+    } - auth_overhead;
     let engine = match engine_config(profile, 1500) {
         Some(mut cfg) => {
             if let Some(id) = sync_port {
@@ -292,11 +303,15 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                     .and_then(|s| s.mtu)
                     .unwrap_or(profile.port(id).mtu);
             }
+            cfg.mtu -= auth_overhead;
             Some(Engine::new(cfg, shard_of(placement), clock.now()).context("sync engine")?)
         }
         None => None,
     };
-    let transport: Option<Box<dyn transport::SyncTransport>> = match profile.sync.as_ref() {
+    let transport: Option<(Box<dyn transport::SyncTransport>, Ipv4Addr)> = match profile
+        .sync
+        .as_ref()
+    {
         None => None,
         Some(sync) => {
             let group = match sync.transport {
@@ -319,10 +334,11 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                         group,
                         udp_port,
                     };
-                    Some(Box::new(
+                    let link: Box<dyn transport::SyncTransport> = Box::new(
                         transport::KernelTransport::open(interface, addressing, multicast)
                             .with_context(|| format!("opening the sync socket on {interface}"))?,
-                    ))
+                    );
+                    Some((link, local))
                 }
                 SyncLink::Port(id) => {
                     let local = sync
@@ -345,12 +361,24 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                         group,
                         udp_port,
                     };
-                    Some(Box::new(transport::PortTransport::new(
-                        rx, tx, pool, mac, addressing,
-                    )))
+                    let link: Box<dyn transport::SyncTransport> =
+                        Box::new(transport::PortTransport::new(rx, tx, pool, mac, addressing));
+                    Some((link, local))
                 }
             }
         }
+    };
+    // With authentication, every datagram is sealed and checked between the link and the sync core.
+    let transport = match (transport, keyring) {
+        (Some((link, local)), Some(ring)) => {
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let sealed: Box<dyn transport::SyncTransport> =
+                Box::new(transport::AuthTransport::new(link, ring, local, start));
+            Some(sealed)
+        }
+        (link, _) => link.map(|(link, _)| link),
     };
 
     std::thread::scope(|scope| -> Result<()> {

@@ -15,6 +15,7 @@ use tandem_dataplane::wire::checksum::ChecksumCaps;
 use tandem_dataplane::wire::ethernet::MacAddr;
 use tandem_dataplane::wire::meta::{self, EtherClass, L4};
 use tandem_dataplane::wire::udp::UdpRepr;
+use tandem_sync::auth::{AuthStats, Keyring, Opener, Sealer};
 use tandem_sync::engine::Destination;
 
 use crate::dpdk::mbuf::Mbuf;
@@ -39,6 +40,8 @@ pub struct TransportStats {
     pub send_failures: u64,
     /// ARP messages handled on a DPDK sync port.
     pub arp: u64,
+    /// Authentication, when on: datagrams accepted and refused by reason.
+    pub auth: AuthStats,
 }
 
 /// A sync link.
@@ -448,4 +451,117 @@ mod tests {
             [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03]
         );
     }
+}
+
+/// A sync link whose datagrams carry the authentication trailer ([`tandem_sync::auth`]): every datagram
+/// sent is sealed, and a received one reaches the engine (or owner redirect) only when it verifies and is
+/// new for its sender; the rest are counted by reason and dropped.
+pub struct AuthTransport {
+    inner: Box<dyn SyncTransport>,
+    sealer: Sealer,
+    opener: Opener,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuthTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthTransport")
+            .field("stats", &self.opener.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthTransport {
+    /// Wraps `inner` for a node whose sync address is `local`, started at `start_secs` (Unix time).
+    pub fn new(
+        inner: Box<dyn SyncTransport>,
+        ring: Keyring,
+        local: Ipv4Addr,
+        start_secs: u32,
+    ) -> AuthTransport {
+        AuthTransport {
+            inner,
+            sealer: Sealer::new(&ring, local, start_secs),
+            opener: Opener::new(ring),
+            out: Vec::with_capacity(65_536),
+        }
+    }
+}
+
+impl SyncTransport for AuthTransport {
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Option<Ipv4Addr> {
+        loop {
+            let from = self.inner.recv(buf)?;
+            if let Ok(inner) = self.opener.open(from, buf) {
+                let len = inner.len();
+                buf.truncate(len);
+                return Some(from);
+            }
+        }
+    }
+
+    fn send(&mut self, to: Destination, payload: &[u8]) {
+        self.out.clear();
+        self.out.extend_from_slice(payload);
+        self.sealer.seal(&mut self.out);
+        self.inner.send(to, &self.out);
+    }
+
+    fn stats(&self) -> TransportStats {
+        TransportStats {
+            auth: self.opener.stats(),
+            ..self.inner.stats()
+        }
+    }
+}
+
+/// Why the sync key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Unreadable.
+    #[error("reading the sync key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Readable or writable by others than its owner.
+    #[error(
+        "the sync key file {path} is open to its group or others (mode {mode:o}); it must be 0600 or \
+         0400: chmod 600 {path}"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a key file.
+    #[error("the sync key file {path}: {source}")]
+    Keys {
+        /// The file.
+        path: String,
+        /// What is wrong in it.
+        source: tandem_sync::auth::KeyError,
+    },
+}
+
+/// Reads the cluster's keys from `path`, which only its owner may read or write.
+pub fn load_keyring(path: &std::path::Path) -> Result<Keyring, KeyFileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display().to_string();
+    let read = |source| KeyFileError::Read {
+        path: shown.clone(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Permissions { path: shown, mode });
+    }
+    let text = std::fs::read_to_string(path).map_err(read)?;
+    Keyring::parse(&text).map_err(|source| KeyFileError::Keys {
+        path: shown,
+        source,
+    })
 }

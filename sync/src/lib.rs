@@ -3,6 +3,7 @@
 //! clocks or DPDK here: inputs are events, bytes and the current time; outputs are bytes and operations.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod engine;
 pub mod event;
 pub mod identity;
