@@ -473,7 +473,44 @@ fn packets() -> Vec<(Vec<u8>, Expected)> {
     packets.push(b.finish());
 
     packets.push(redirect_packet());
+    packets.push(sealed_packet());
     packets
+}
+
+/// A sync packet with the authentication trailer (docs/sync-auth.md), sealed as a node sends it.
+fn sealed_packet() -> (Vec<u8>, Expected) {
+    let mut b = PacketBuilder::new();
+    b.section(
+        Action::Clr,
+        0,
+        &[Message::Clr(ClrRepr {
+            ifname: InterfaceName::new(""),
+            creator: CreatorId(0x0a00_0001),
+        })],
+    );
+    let (mut bytes, mut expected) = b.finish();
+    let ring = tandem_sync::auth::Keyring::parse(
+        "7 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    )
+    .unwrap();
+    let mut sealer = tandem_sync::auth::Sealer::new(&ring, Ipv4Addr::new(198, 18, 255, 1), 5);
+    sealer.seal(&mut bytes);
+    let at = bytes.len() - tandem_sync::auth::TRAILER_LEN;
+    for (field, value) in [
+        ("auth.version", "1".to_string()),
+        ("auth.key_id", "7".to_string()),
+        ("auth.seq", (5u64 << 32).to_string()),
+        (
+            "auth.mac",
+            bytes[at + 12..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ),
+    ] {
+        expected.insert(field.to_string(), vec![value]);
+    }
+    (bytes, expected)
 }
 
 /// A frame redirected to its state's owner (docs/redirect.md): a 61-byte Ethernet frame of the local

@@ -25,6 +25,7 @@ local action_names = {
 }
 -- Tandem's owner-redirect section (docs/redirect.md): not pfsync; a plain pfsync peer skips it.
 local REDIRECT = 0xf0
+local AUTH_TRAILER_LEN = 28
 local known_len = {
     [0] = 20, [2] = 12, [4] = 84, [5] = 12, [6] = 264, [7] = 12, [10] = 12, [13] = 264, [14] = 264, [15] = 52,
 }
@@ -62,6 +63,10 @@ field("uint8", "action_len", "Message length (words)", base.DEC)
 field("uint16", "count", "Count", base.DEC)
 field("uint16", "redirect.port", "Ingress port (index in the sender's profile)", base.DEC)
 field("uint16", "redirect.frame_len", "Frame length", base.DEC)
+field("uint8", "auth.version", "Authentication trailer version", base.DEC)
+field("uint8", "auth.key_id", "Key id", base.DEC)
+field("uint64", "auth.seq", "Sequence number", base.DEC)
+field("bytes", "auth.mac", "HMAC-SHA256 (first 16 bytes)")
 field("bytes", "skipped", "Skipped section")
 field("bytes", "extra", "Bytes beyond the known message size")
 
@@ -439,6 +444,18 @@ function pfsync.dissector(tvb, pinfo, tree)
         summary[#summary + 1] = name .. " x" .. count
         off = off + body
         ::continue::
+    end
+    -- Tandem's authentication trailer (docs/sync-auth.md): "TA", version, key id, sequence, 16-byte MAC,
+    -- right after the pfsync packet and ending the datagram.
+    if available - len == AUTH_TRAILER_LEN and tvb(len, 2):string() == "TA" then
+        local trailer = tree:add(pfsync, tvb(len, AUTH_TRAILER_LEN), "Tandem authentication trailer")
+        add(trailer, "auth.version", tvb(len + 2, 1))
+        add(trailer, "auth.key_id", tvb(len + 3, 1))
+        add(trailer, "auth.seq", tvb(len + 4, 8))
+        add(trailer, "auth.mac", tvb(len + 12, 16))
+        trailer:set_text("Tandem authentication: key " .. tvb(len + 3, 1):uint() .. ", sequence "
+            .. tvb(len + 4, 8):uint64():tonumber())
+        summary[#summary + 1] = "authenticated (key " .. tvb(len + 3, 1):uint() .. ")"
     end
     pinfo.cols.info = "pfsync v6 len " .. len .. ": " .. table.concat(summary, ", ")
 end
