@@ -407,6 +407,12 @@ impl<'a> Control<'a> {
                 ("requests_sent", st.requests_sent),
                 ("requests_suppressed", st.requests_suppressed),
                 ("creator_conflicts", st.creator_conflicts),
+                ("clr_refused", st.clr_refused),
+                ("bulk_requests_limited", st.bulk_requests_limited),
+                (
+                    "deferral_skipped_unresponsive",
+                    st.deferral_skipped_unresponsive,
+                ),
                 ("deferred", st.deferred),
                 ("released_by_iack", st.released_by_iack),
                 ("released_by_update", st.released_by_update),

@@ -758,3 +758,133 @@ fn a_peers_host_id_is_learnt_from_its_inserts_when_no_bulk_status_announced_it()
     }
     assert_eq!(host_id_of_a(&b), Some(CreatorId(0x0a00_0001)));
 }
+
+/// A pfsync packet of `messages`, as any host on the sync link can make one.
+fn forged(messages: &[tandem_sync::wire::Message]) -> Vec<u8> {
+    use tandem_sync::packetizer::{Encapsulation, Packetizer};
+    let mut p = Packetizer::new(1500, Encapsulation::Ip).expect("packetizer");
+    let mut out = Vec::new();
+    for m in messages {
+        p.push(m, &mut |b| out = b.to_vec());
+    }
+    p.flush(&mut |b| out = b.to_vec());
+    out
+}
+
+fn clr(creator: u32) -> tandem_sync::wire::Message {
+    tandem_sync::wire::Message::Clr(tandem_sync::wire::ClrRepr {
+        ifname: tandem_sync::wire::InterfaceName::new(""),
+        creator: CreatorId(creator),
+    })
+}
+
+#[test]
+fn a_peer_clears_only_the_states_it_created() {
+    // Defect this guards against: one CLR naming fw-a's host id, sent from anywhere, deleted every state
+    // fw-a had created on every node.
+    let mut c = started(3);
+    c.insert(0, tcp_record(0x0a00_0001, 1, 1000), false);
+    c.run_for(Duration::millis(5));
+    assert_eq!(states(&c, 2).len(), 1);
+    let now = c.now;
+    // Node 1 (a configured peer) names node 0's states: refused.
+    c.nodes[2]
+        .engine
+        .handle_datagram(now, cluster::address(1), &forged(&[clr(0x0a00_0001)]));
+    c.run_for(Duration::millis(1));
+    assert_eq!(states(&c, 2).len(), 1, "node 0's state survives");
+    assert_eq!(c.nodes[2].engine.stats().clr_refused, 1);
+    // Node 0 clears its own: applied.
+    c.nodes[2]
+        .engine
+        .handle_datagram(c.now, cluster::address(0), &forged(&[clr(0x0a00_0001)]));
+    c.run_for(Duration::millis(1));
+    assert!(states(&c, 2).is_empty());
+}
+
+#[test]
+fn a_stranger_on_the_group_is_no_peer_when_peers_are_named() {
+    let mut c = started_with(2, LAN, |_, cfg| cfg.multicast = true);
+    c.insert(0, tcp_record(0x0a00_0001, 1, 1000), false);
+    c.run_for(Duration::millis(5));
+    let stranger = std::net::Ipv4Addr::new(198, 19, 0, 99);
+    c.nodes[1]
+        .engine
+        .handle_datagram(c.now, stranger, &forged(&[clr(0x0a00_0001)]));
+    c.run_for(Duration::millis(1));
+    assert_eq!(states(&c, 1).len(), 1);
+    assert_eq!(c.nodes[1].engine.stats().drop_not_a_peer, 1);
+}
+
+#[test]
+fn a_bulk_update_goes_to_a_peer_at_most_once_per_interval() {
+    // Defect this guards against: a 54-byte request made each node send its whole table, every second.
+    let mut c = started(2);
+    for id in 1..=20 {
+        c.insert(0, tcp_record(0x0a00_0001, id, 1000), false);
+    }
+    c.run_for(Duration::millis(5));
+    let bulk = forged(&[tandem_sync::wire::Message::UpdReq(
+        tandem_sync::wire::StateRefRepr {
+            creator: CreatorId(0),
+            id: StateId(0),
+        },
+    )]);
+    let sent = |c: &Cluster| c.nodes[0].engine.stats().bulks_sent;
+    // Node 1 had its bulk update when it started, 5 ms ago: requests within the interval go unanswered.
+    let before = sent(&c);
+    let limited = |c: &Cluster| c.nodes[0].engine.stats().bulk_requests_limited;
+    let limited_before = limited(&c);
+    assert_eq!(before, 1);
+    for _ in 0..5 {
+        c.nodes[0]
+            .engine
+            .handle_datagram(c.now, cluster::address(1), &bulk);
+        c.run_for(Duration::millis(500));
+    }
+    assert_eq!(sent(&c), before, "no bulk update for 2.5 s of requests");
+    assert_eq!(limited(&c) - limited_before, 5);
+    c.run_for(tandem_sync::engine::BULK_INTERVAL);
+    c.nodes[0]
+        .engine
+        .handle_datagram(c.now, cluster::address(1), &bulk);
+    c.run_for(Duration::millis(5));
+    assert_eq!(sent(&c) - before, 1, "one after the interval");
+}
+
+#[test]
+fn a_peer_that_never_acknowledges_stops_holding_new_connections() {
+    // Defect this guards against: a "peer" that only sends empty packets made every new connection wait
+    // out the deferral timeout.
+    let mut c = started(2);
+    let mut reasons = Vec::new();
+    for id in 1..=5u64 {
+        let before = c.nodes[0].shard.released.len();
+        c.insert(0, tcp_record(0x0a00_0001, id, 1000), true);
+        // Drop what node 1 answers by taking it down for the deferral, then back (it stays alive).
+        c.nodes[1].up = false;
+        c.run_for(Duration::millis(25));
+        c.nodes[1].up = true;
+        c.run_for(Duration::millis(1));
+        reasons.push(c.nodes[0].shard.released[before].1);
+    }
+    assert_eq!(
+        reasons,
+        [
+            ReleaseReason::Timeout,
+            ReleaseReason::Timeout,
+            ReleaseReason::Timeout,
+            ReleaseReason::NoPeers,
+            ReleaseReason::NoPeers
+        ],
+        "three timeouts, then no longer waited for"
+    );
+    assert_eq!(c.nodes[0].engine.stats().deferral_skipped_unresponsive, 2);
+    // Once it acknowledges again it is waited for again.
+    c.insert(0, tcp_record(0x0a00_0001, 6, 1000), true);
+    c.run_for(Duration::millis(5));
+    c.insert(0, tcp_record(0x0a00_0001, 7, 1000), true);
+    c.run_for(Duration::millis(5));
+    let last = c.nodes[0].shard.released.last().map(|r| r.1);
+    assert_eq!(last, Some(ReleaseReason::Acknowledged));
+}

@@ -190,6 +190,10 @@ enum BulkIn {
 
 /// States sent per bulk read per worker.
 const BULK_READ: u32 = 64;
+/// The shortest interval between two bulk updates for one peer: a restarting peer asks once (and again
+/// only if the answer is lost), while a forged or looping request cannot turn 24 bytes into the whole table
+/// more than once per interval.
+pub const BULK_INTERVAL: Duration = Duration::secs(10);
 
 /// The engine.
 pub struct Engine<M: ShardMap> {
@@ -408,7 +412,10 @@ impl<M: ShardMap> Engine<M> {
         self.pending_bytes += codec::STATE_LEN;
         if ack {
             self.stats.deferred += 1;
-            let waiting = self.peers.alive_mask();
+            let waiting = self.peers.answering_mask();
+            if waiting != self.peers.alive_mask() {
+                self.stats.deferral_skipped_unresponsive += 1;
+            }
             if waiting == 0 {
                 self.stats.released_no_peers += 1;
                 self.op(
@@ -573,10 +580,10 @@ impl<M: ShardMap> Engine<M> {
     /// Handles a sync packet's payload (pfsync header onwards) from `from`. The caller has checked the IP
     /// header (protocol, TTL 255, ingress port) and authentication.
     pub fn handle_datagram(&mut self, now: Instant, from: Ipv4Addr, payload: &[u8]) {
-        let Some((peer, revived)) = self
-            .peers
-            .heard(from, now, payload.len(), self.cfg.multicast)
-        else {
+        // On the group, a node with no configured peers takes anyone who speaks there as a peer (with
+        // authentication on, only holders of the key get this far); configured peers are the only ones.
+        let discover = self.cfg.multicast && self.cfg.peers.is_empty();
+        let Some((peer, revived)) = self.peers.heard(from, now, payload.len(), discover) else {
             self.stats.drop_not_a_peer += 1;
             return;
         };
@@ -621,6 +628,11 @@ impl<M: ShardMap> Engine<M> {
         self.stats.received[action].messages += 1;
         self.stats.received[action].bytes += size as u64;
         match message {
+            Incoming::Clr(creator) if self.peers.get(peer).host_id != Some(creator) => {
+                // pf's CLR clears its sender's states (`pfctl -F states`); one naming anyone else's
+                // (ours, or another peer's) would wipe states their owner still holds.
+                self.stats.clr_refused += 1;
+            }
             Incoming::Clr(creator) => {
                 self.states.retain(|name, _| name.creator != creator);
                 self.deferrals.retain(|name, _| name.creator != creator);
@@ -677,6 +689,7 @@ impl<M: ShardMap> Engine<M> {
     }
 
     fn acknowledged(&mut self, now: Instant, peer: PeerIndex, name: StateName) {
+        self.peers.note_acks(1 << peer, true);
         let Some(d) = self.deferrals.get_mut(&name) else {
             return;
         };
@@ -841,6 +854,11 @@ impl<M: ShardMap> Engine<M> {
             // will retry when it times out.
             return;
         }
+        // A bulk update answers a packet of 24 bytes with the whole table: one per peer per interval.
+        if !self.peers.take_bulk(peer, now, BULK_INTERVAL) {
+            self.stats.bulk_requests_limited += 1;
+            return;
+        }
         self.bulk_requests += 1;
         let to = if self.cfg.multicast {
             Destination::Group
@@ -993,6 +1011,7 @@ impl<M: ShardMap> Engine<M> {
             .collect();
         for (name, d) in expired {
             self.deferrals.remove(&name);
+            self.peers.note_acks(d.waiting, false);
             self.stats.released_by_timeout += 1;
             self.op(
                 usize::from(d.worker),

@@ -30,7 +30,16 @@ pub struct Peer {
     pub packets_in: u64,
     /// Sync bytes received from it.
     pub bytes_in: u64,
+    /// Deferrals in a row that timed out without its acknowledgement. At [`UNRESPONSIVE_AFTER`] it is no
+    /// longer waited for, until it acknowledges an insert again: a "peer" that talks but never answers
+    /// (or a forger of empty packets) cannot make every new connection wait out the deferral timeout.
+    pub missed_acks: u32,
+    /// When it last had a bulk update from us, for the per-peer limit.
+    pub bulk_served: Option<Instant>,
 }
+
+/// Deferral timeouts in a row after which a peer that never acknowledged is no longer waited for.
+pub const UNRESPONSIVE_AFTER: u32 = 3;
 
 /// The peer list.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +68,8 @@ impl Peers {
                     configured: true,
                     packets_in: 0,
                     bytes_in: 0,
+                    missed_acks: 0,
+                    bulk_served: None,
                 })
                 .collect(),
         }
@@ -82,6 +93,38 @@ impl Peers {
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// A bit per alive peer that has not stopped acknowledging inserts: whom a deferral waits for.
+    pub fn answering_mask(&self) -> u64 {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.alive && p.missed_acks < UNRESPONSIVE_AFTER)
+            .fold(0, |mask, (i, _)| mask | 1 << i)
+    }
+
+    /// Records that the peers in `mask` acknowledged an insert (`true`) or let a deferral time out.
+    pub fn note_acks(&mut self, mask: u64, acknowledged: bool) {
+        for (i, p) in self.list.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                p.missed_acks = if acknowledged {
+                    0
+                } else {
+                    p.missed_acks.saturating_add(1)
+                };
+            }
+        }
+    }
+
+    /// Records a bulk update for `index` at `now`, unless it had one within `interval`: then `false`.
+    pub fn take_bulk(&mut self, index: PeerIndex, now: Instant, interval: Duration) -> bool {
+        let peer = &mut self.list[index];
+        if peer.bulk_served.is_some_and(|t| now.since(t) < interval) {
+            return false;
+        }
+        peer.bulk_served = Some(now);
+        true
     }
 
     /// A bit per alive peer.
@@ -114,6 +157,8 @@ impl Peers {
                     configured: false,
                     packets_in: 0,
                     bytes_in: 0,
+                    missed_acks: 0,
+                    bulk_served: None,
                 });
                 self.list.len() - 1
             }

@@ -117,6 +117,12 @@ pub struct EngineStats {
     pub requests_suppressed: u64,
     /// Messages whose creator id is ours but that we did not create (two nodes with one host id?).
     pub creator_conflicts: u64,
+    /// CLRs refused: a peer may clear only the states it created (its own host id).
+    pub clr_refused: u64,
+    /// Bulk requests not answered: the peer had a bulk update within the per-peer interval.
+    pub bulk_requests_limited: u64,
+    /// Deferrals that did not wait for a live peer because it had stopped acknowledging inserts.
+    pub deferral_skipped_unresponsive: u64,
     /// Creating packets held.
     pub deferred: u64,
     /// Held packets released because every live peer acknowledged.
