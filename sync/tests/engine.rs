@@ -9,6 +9,7 @@ use tandem_sync::event::{LocalEvent, PeerOp, ReleaseReason, StateName};
 use tandem_sync::identity::{CreatorId, StateId};
 use tandem_sync::policy::WindowBudget;
 use tandem_sync::time::{Duration, Instant};
+use tandem_sync::wire::Action;
 
 const LAN: Link = Link {
     latency: Duration(10),
@@ -887,4 +888,83 @@ fn a_peer_that_never_acknowledges_stops_holding_new_connections() {
     c.run_for(Duration::millis(5));
     let last = c.nodes[0].shard.released.last().map(|r| r.1);
     assert_eq!(last, Some(ReleaseReason::Acknowledged));
+}
+
+/// A pfsync packet of raw sections (action code, message length in words, count), zero-filled.
+fn raw_sections(sections: &[(u8, u8, u16)]) -> Vec<u8> {
+    use tandem_sync::wire::{HEADER_LEN, Header, HeaderRepr, Subheader, SubheaderRepr};
+    let mut bytes = vec![0u8; HEADER_LEN];
+    for &(code, words, count) in sections {
+        let repr = SubheaderRepr { code, words, count };
+        let at = bytes.len();
+        bytes.resize(at + tandem_sync::wire::SUBHEADER_LEN + repr.body_len(), 0);
+        repr.emit(&mut Subheader::new_unchecked(&mut bytes[at..]));
+    }
+    let len = bytes.len() as u16;
+    HeaderRepr {
+        len,
+        checksum: [0; 16],
+    }
+    .emit(&mut Header::new_unchecked(&mut bytes[..]));
+    bytes
+}
+
+#[test]
+fn every_sync_input_rule_is_counted() {
+    use tandem_sync::identity::AddressFamily;
+    use tandem_sync::wire::{Message, PfsyncPacket};
+    let t0 = Instant(1_000_000);
+    let (mut a, mut b) = (lone_engine(0, t0), lone_engine(1, t0));
+    // Skipped sections: legacy action 1, unknown action 200, a DEL_C declaring 4-byte messages.
+    let skipped = raw_sections(&[(1, 2, 1), (200, 2, 1), (Action::DelC.code(), 1, 1)]);
+    b.handle_datagram(t0, cluster::address(0), &skipped);
+    assert_eq!(b.stats().sections_skipped, [1, 1, 1]);
+    // A's insert, its key turned to IPv6 while the state says IPv4.
+    a.start(t0);
+    a.handle_event(
+        t0,
+        0,
+        LocalEvent::Inserted {
+            record: tcp_record(0x0a00_0001, 1, 1000),
+            deferred: false,
+            at: t0,
+        },
+    );
+    a.handle_timeout(t0);
+    let mut ins = None;
+    while let Some(p) = a.poll_transmit(t0) {
+        let packet = PfsyncPacket::new_checked(&p.payload[..]).expect("a pfsync packet");
+        for m in packet.messages() {
+            if let Ok(Message::Ins(s)) = m {
+                ins = Some(s);
+            }
+        }
+    }
+    let mut state = ins.expect("A sent its insert");
+    assert_eq!(state.af, AddressFamily::Inet);
+    state.key[0].af = Some(AddressFamily::Inet6);
+    b.handle_datagram(t0, cluster::address(0), &forged(&[Message::Ins(state)]));
+    assert_eq!(b.stats().drop_family_mismatch, 1);
+    assert_eq!(b.states(), 0, "no bogus state");
+}
+
+#[test]
+fn a_freebsd_pfsync_packet_or_another_version_is_refused_by_name() {
+    let t0 = Instant(1_000_000);
+    let mut b = lone_engine(1, t0);
+    let mut packet = raw_sections(&[(Action::Clr.code(), 12, 1)]);
+    packet[0] = 5;
+    b.handle_datagram(t0, cluster::address(0), &packet);
+    packet[0] = 7;
+    b.handle_datagram(t0, cluster::address(0), &packet);
+    let s = b.stats();
+    assert_eq!(
+        (
+            s.drop_version_freebsd,
+            s.drop_version_other,
+            s.drop_malformed
+        ),
+        (1, 1, 0)
+    );
+    assert!(s.received.iter().all(|c| c.messages == 0), "nothing parsed");
 }

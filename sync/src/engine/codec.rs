@@ -189,6 +189,23 @@ pub enum Skipped {
     BadValue,
     /// A valid state of a kind Tandem cannot carry yet: refused, so that it is not mistaken for another.
     Unsupported(Unsupported),
+    /// A state whose key names another address family than the state itself: refused, since reading it
+    /// either way would make a state for addresses nobody sent.
+    FamilyMismatch,
+    /// A whole section not parsed, as OpenBSD skips it: a legacy or unknown action, or a known action
+    /// declaring messages shorter than its own.
+    Section(SkippedSection),
+}
+
+/// Why a section was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkippedSection {
+    /// One of pfsync's retired actions (1, 3, 8, 9, 11, 12).
+    Legacy,
+    /// An action this version does not know.
+    Unknown,
+    /// A known action whose declared message length is below its size.
+    Short,
 }
 
 /// States a pf peer may send that Tandem does not carry.
@@ -219,6 +236,11 @@ fn record_from(s: &StateRepr) -> Result<StateRecord, Skipped> {
     }
     if s.key[0].rdomain != 0 || s.key[1].rdomain != 0 {
         return Err(Skipped::Unsupported(Unsupported::Rdomain));
+    }
+    // `af` is the wire key's family; the stack key may differ only under af-to (refused below as
+    // translated).
+    if s.key[0].af.is_some_and(|af| af != s.af) {
+        return Err(Skipped::FamilyMismatch);
     }
     let same_key = s.key[0].addr == s.key[1].addr
         && s.key[0].port == s.key[1].port
@@ -271,7 +293,30 @@ pub(crate) fn decode(
     mut each: impl FnMut(Result<Incoming, Skipped>),
 ) -> Result<(), wire::Error> {
     let packet = PfsyncPacket::new_checked(payload)?;
-    for message in packet.messages() {
+    for section in packet.sections() {
+        let section = section?;
+        if section.action().is_none() {
+            let code = section.subheader().code;
+            each(Err(Skipped::Section(if wire::is_legacy(code) {
+                SkippedSection::Legacy
+            } else if Action::from_code(code).is_some() {
+                SkippedSection::Short
+            } else {
+                SkippedSection::Unknown
+            })));
+            continue;
+        }
+        decode_section(&section, &mut each)?;
+    }
+    Ok(())
+}
+
+/// The messages of one parsed section, as [`decode`] gives them.
+fn decode_section(
+    section: &wire::Section<'_>,
+    each: &mut impl FnMut(Result<Incoming, Skipped>),
+) -> Result<(), wire::Error> {
+    for message in section.messages() {
         let message = match message {
             Ok(m) => m,
             Err(e) if e.ends_packet() => return Err(e),

@@ -593,9 +593,16 @@ impl<M: ShardMap> Engine<M> {
             Ok(message) => messages.push(message),
             Err(codec::Skipped::BadValue) => stats.drop_bad_value += 1,
             Err(codec::Skipped::Unsupported(why)) => stats.refused[why as usize] += 1,
+            Err(codec::Skipped::FamilyMismatch) => stats.drop_family_mismatch += 1,
+            Err(codec::Skipped::Section(why)) => stats.sections_skipped[why as usize] += 1,
         });
-        if result.is_err() {
-            self.stats.drop_malformed += 1;
+        match result {
+            Ok(()) => {}
+            // FreeBSD's pfsync (header version 5) lays its states out differently (its 1301 and 1400
+            // formats): never parsed as ours, and named, so that an operator sees what is on the link.
+            Err(crate::wire::Error::BadVersion(5)) => self.stats.drop_version_freebsd += 1,
+            Err(crate::wire::Error::BadVersion(_)) => self.stats.drop_version_other += 1,
+            Err(_) => self.stats.drop_malformed += 1,
         }
         self.stats.packets_in += 1;
         self.stats.bytes_in += payload.len() as u64;

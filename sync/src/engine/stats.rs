@@ -100,13 +100,22 @@ pub struct EngineStats {
     pub bytes_in: u64,
     /// Packets from addresses that are not peers.
     pub drop_not_a_peer: u64,
-    /// Packets that failed the wire checks (bad header, version, length, action...).
+    /// Packets that failed the wire checks (bad header, length, action...).
     pub drop_malformed: u64,
+    /// Packets of pfsync header version 5: FreeBSD's pfsync, whose state formats (1301, 1400) differ.
+    pub drop_version_freebsd: u64,
+    /// Packets of any other header version but 6.
+    pub drop_version_other: u64,
     /// Messages with values OpenBSD refuses (`badval`).
     pub drop_bad_value: u64,
     /// States refused because Tandem cannot carry them, by kind: SYN proxy phases, routing domains,
     /// translated states (see `codec::Unsupported`, in that order).
     pub refused: [u64; 3],
+    /// States whose key's address family disagrees with the state's: refused.
+    pub drop_family_mismatch: u64,
+    /// Sections skipped without parsing, by kind: legacy actions, unknown actions, known actions with
+    /// messages shorter than their size (see `codec::SkippedSection`, in that order).
+    pub sections_skipped: [u64; 3],
     /// Messages about states we do not have (`badstate`).
     pub unknown_state: u64,
     /// Updates that were older than what we hold on some side (`stale`).
