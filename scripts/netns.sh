@@ -6,6 +6,8 @@
 #                                      sync veth ends in tnd-relay (r-b) instead of the switch, and a
 #                                      second veth (r-sw) joins tnd-relay to the sync bridge: a relay
 #                                      process there (`tandem relay`) makes fw-b's sync link slow
+#   scripts/netns.sh rogue        add tnd-rogue to a running cluster: a host on the sync link at
+#                                      198.18.255.9 that is not a peer (scripts/hostile-sync.sh)
 #   scripts/netns.sh down         remove every namespace it made
 #   scripts/netns.sh route SIDE NODE   send the client's (SIDE=client) or the server's (SIDE=server)
 #                                      traffic through firewall NODE (a, b or c)
@@ -23,7 +25,7 @@
 # unfinished, and a forwarder reading them with AF_PACKET passes them on as they are.
 set -euo pipefail
 
-NS=(tnd-client tnd-server tnd-fwa tnd-fwb tnd-fwc tnd-sw tnd-relay)
+NS=(tnd-client tnd-server tnd-fwa tnd-fwb tnd-fwc tnd-sw tnd-relay tnd-rogue)
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -62,6 +64,7 @@ up() {
   for ns in "${NS[@]}"; do
     [ "$ns" = tnd-fwc ] && [ "$nodes" = 2 ] && continue
     [ "$ns" = tnd-relay ] && [ -z "$relay" ] && continue
+    [ "$ns" = tnd-rogue ] && continue
     ip netns add "$ns"
     in_ns "$ns" ip link set lo up
     in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
@@ -114,6 +117,17 @@ up() {
   echo "netns: client, server, $nodes firewalls and the switch are up (scripts/netns.sh down removes them)"
 }
 
+rogue() {
+  ip netns list | grep -qw tnd-sw || { echo "netns.sh: no cluster is up" >&2; exit 1; }
+  ip netns add tnd-rogue
+  in_ns tnd-rogue ip link set lo up
+  veth eth0 tnd-rogue rogue br-sync
+  in_ns tnd-sw ip link set rogue mtu 1700
+  in_ns tnd-rogue ip addr add 198.18.255.9/24 dev eth0
+  in_ns tnd-rogue ip route add 224.0.0.0/4 dev eth0
+  echo "netns: tnd-rogue is on the sync link at 198.18.255.9"
+}
+
 node_index() {
   case "$1" in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; *) echo "netns.sh: node is a, b or c" >&2; exit 2 ;; esac
 }
@@ -133,6 +147,7 @@ route() {
 case "${1:-}" in
   up) up "${2:-2}" "${3:-}" ;;
   down) down ;;
+  rogue) rogue ;;
   route) route "${2:?client or server}" "${3:?a, b or c}" ;;
-  *) echo "usage: $0 up [2|3] [relay] | down | route client|server a|b|c" >&2; exit 2 ;;
+  *) echo "usage: $0 up [2|3] [relay] | down | rogue | route client|server a|b|c" >&2; exit 2 ;;
 esac

@@ -29,4 +29,7 @@ step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 fa
 scripts/demo.sh --short
 scripts/demo.sh --short --nodes 3
 
+step "hostile sync: forged INS, CLR and bulk request from a host on the sync link, with and without a peer's address (scripts/hostile-sync.sh)"
+scripts/hostile-sync.sh
+
 step "all test layers passed"
