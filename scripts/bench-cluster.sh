@@ -66,35 +66,6 @@ write_profiles() {
   done
 }
 
-# Builds the topology and starts the firewalls of `names` (and the relay when asked).
-start_cluster() {
-  local nodes=$1 relay=${2:-} n
-  scripts/netns.sh up "$nodes" $relay >/dev/null
-  if [ -n "$relay" ]; then
-    ip netns exec tnd-relay "$tandem" relay --a net_af_xdp0,iface=r-b --b net_af_xdp1,iface=r-sw \
-      --delay-us "$delay_us" > "$work/relay.out" 2> "$work/relay.err" &
-    sleep 1
-  fi
-  names=(a b); [ "$nodes" = 3 ] && names=(a b c)
-  for n in "${names[@]}"; do start_fw "$n"; done
-  for n in "${names[@]}"; do
-    wait_in_sync "$n" 150 || { tail -5 "$work/fw$n.err"; echo "fw-$n did not come up" >&2; exit 1; }
-  done
-  ip netns exec tnd-server iperf3 -s -D
-  sleep 0.5
-}
-
-stop_cluster() {
-  stop_fws
-  pkill -INT -f "tandem relay" 2>/dev/null || true
-  pkill iperf3 2>/dev/null || true
-  sleep 0.5
-  scripts/netns.sh down >/dev/null 2>&1 || true
-}
-
-# Sets the routes: client->server through $1, server->client through $2.
-via() { scripts/netns.sh route client "$1"; scripts/netns.sh route server "$2"; }
-
 # The window drops, held packets and redirected frames of every running firewall, as "d h r".
 marks() {
   echo "$(sum_counter counters drop_out_of_window) $(sum_counter sync held) $(sum_counter sync redirected_to_owner)"
@@ -152,7 +123,11 @@ asym_pair() {
 bench_cluster() {
   local nodes=$1 variant=$2 relay=${3:-} sym=() asym=() asym4=() i before after
   write_profiles "$variant"
-  start_cluster "$nodes" "$relay"
+  if [ -n "$relay" ]; then
+    start_cluster "$nodes" relay --delay-us "$delay_us"
+  else
+    start_cluster "$nodes"
+  fi
   read -r -a before <<< "$(marks)"
   for ((i = 0; i < runs; i++)); do
     via a a; sym+=("$(iperf -t "$secs")")

@@ -29,6 +29,9 @@ step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 fa
 scripts/demo.sh --short
 scripts/demo.sh --short --nodes 3
 
+step "sync over a lossy link: 5% of fw-b's sync frames dropped, iperf3 and short connections lose nothing (scripts/sync-loss.sh)"
+scripts/sync-loss.sh 5
+
 step "hostile sync: forged INS, CLR and bulk request from a host on the sync link, with and without a peer's address (scripts/hostile-sync.sh)"
 scripts/hostile-sync.sh
 

@@ -98,9 +98,10 @@ enum Command {
         #[arg(long, value_name = "N")]
         blocked_every: Option<u32>,
     },
-    /// Relay frames between two DPDK devices with a fixed one-way delay, both ways, until SIGINT or
-    /// SIGTERM: a slow link for tests on a kernel without `netem` (e.g. in the sync link of the namespace
-    /// cluster). Prints the frames relayed and dropped per direction at the end.
+    /// Relay frames between two DPDK devices with a fixed one-way delay and optional random loss, both
+    /// ways, until SIGINT or SIGTERM: a slow or lossy link for tests on a kernel without `netem` (e.g. in
+    /// the sync link of the namespace cluster). Prints the frames relayed, dropped and lost per direction
+    /// at the end.
     Relay {
         /// The first device (a vdev string, e.g. `net_af_packet0,iface=r0`).
         #[arg(long)]
@@ -112,8 +113,14 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         delay_us: u64,
         /// MTU of both ports.
-        #[arg(long, default_value_t = 1600)]
+        #[arg(long, default_value_t = 1700)]
         mtu: u16,
+        /// Percentage of frames dropped at random, each direction.
+        #[arg(long, default_value_t = 0.0)]
+        loss_percent: f64,
+        /// Seed of the loss draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Run the deterministic cluster simulation: one TCP flow over asymmetric paths through two nodes
     /// (real dataplane and sync engine, virtual time) at 1k to 10M packets/s, for pfsync's classic
@@ -144,10 +151,14 @@ fn main() -> ExitCode {
             b,
             delay_us,
             mtu,
+            loss_percent,
+            seed,
         } => relay(RelaySpec {
             devices: [a, b],
             delay: Duration::from_micros(delay_us),
             mtu,
+            loss: (loss_percent / 100.0).clamp(0.0, 1.0),
+            seed,
         }),
         Command::Run {
             profile,
@@ -287,8 +298,13 @@ fn relay(spec: RelaySpec) -> Result<ExitCode> {
     let stop = stop_on_signals()?;
     let stats = tandem::relay::run(&spec, &stop)?;
     println!(
-        "relayed {} and {} frames, dropped {} and {} (a to b, b to a)",
-        stats.relayed[0], stats.relayed[1], stats.dropped[0], stats.dropped[1]
+        "relayed {} and {} frames, dropped {} and {} on full queues, lost {} and {} by the loss draw (a to b, b to a)",
+        stats.relayed[0],
+        stats.relayed[1],
+        stats.dropped[0],
+        stats.dropped[1],
+        stats.lost[0],
+        stats.lost[1]
     );
     Ok(ExitCode::SUCCESS)
 }

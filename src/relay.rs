@@ -1,7 +1,8 @@
-//! `tandem relay`: a link with a fixed one-way delay between two DPDK ports, for tests on a kernel without
-//! `netem` (the namespace cluster puts it in the sync link to measure sync and owner redirect over a slow
-//! cluster link). Every frame received on one port leaves on the other `delay` later, in order; a frame
-//! that finds the direction's queue full is dropped and counted.
+//! `tandem relay`: a link with a fixed one-way delay and optional random loss between two DPDK ports, for
+//! tests on a kernel without `netem` (the namespace cluster puts it in the sync link to measure sync and
+//! owner redirect over a slow or lossy cluster link). Every frame received on one port leaves on the other
+//! `delay` later, in order, unless the loss draw drops it (counted as lost); a frame that finds the
+//! direction's queue full is dropped and counted.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,10 @@ pub struct RelaySpec {
     pub delay: Duration,
     /// MTU of both ports.
     pub mtu: u16,
+    /// The share of frames dropped at random, each direction (0 to 1).
+    pub loss: f64,
+    /// Seed of the loss draws.
+    pub seed: u64,
 }
 
 /// What the relay did, per direction (0: first device to second).
@@ -41,6 +46,25 @@ pub struct RelayStats {
     pub relayed: [u64; 2],
     /// Frames dropped on a full queue.
     pub dropped: [u64; 2],
+    /// Frames dropped by the loss draw.
+    pub lost: [u64; 2],
+}
+
+/// The loss draws: xorshift64*, deterministic for a seed.
+struct Draws(u64);
+
+impl Draws {
+    /// Whether the next frame is lost, at rate `loss`.
+    fn lose(&mut self, loss: f64) -> bool {
+        if loss <= 0.0 {
+            return false;
+        }
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < loss
+    }
 }
 
 /// One direction: what arrived, and when each frame is due to leave.
@@ -53,11 +77,20 @@ struct Direction {
 }
 
 impl Direction {
-    /// Takes what arrived; returns how many frames came.
-    fn receive(&mut self, due: Instant, dropped: &mut u64) -> usize {
+    /// Takes what arrived, but for what the loss draws drop; returns how many frames came.
+    fn receive(
+        &mut self,
+        due: Instant,
+        loss: (&mut Draws, f64),
+        dropped: &mut u64,
+        lost: &mut u64,
+    ) -> usize {
         let n = self.rx.recv(&mut self.burst, BURST);
+        let (draws, rate) = loss;
         for m in self.burst.drain(..) {
-            if self.queue.len() >= QUEUE {
+            if draws.lose(rate) {
+                *lost += 1;
+            } else if self.queue.len() >= QUEUE {
                 *dropped += 1;
             } else {
                 self.queue.push_back((due, m));
@@ -138,11 +171,17 @@ pub fn run(spec: &RelaySpec, stop: &AtomicBool) -> Result<RelayStats> {
     // Frames received on port 0 leave by port 1, and the other way.
     let mut dirs = [direction(rx0, tx1), direction(rx1, tx0)];
     let mut stats = RelayStats::default();
+    let mut draws = Draws(spec.seed.max(1));
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let mut busy = 0;
         for (i, d) in dirs.iter_mut().enumerate() {
-            busy += d.receive(now + spec.delay, &mut stats.dropped[i]);
+            busy += d.receive(
+                now + spec.delay,
+                (&mut draws, spec.loss),
+                &mut stats.dropped[i],
+                &mut stats.lost[i],
+            );
             busy += d.send_due(now, &mut stats.relayed[i]);
         }
         if busy == 0 {

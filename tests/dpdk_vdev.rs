@@ -547,9 +547,14 @@ fn the_admin_socket_and_metrics_answer_during_traffic() {
     );
 }
 
-/// Runs `tandem relay` between two net_pcap ports for `run`, with `delay_us`; returns what it printed and
-/// the frames each port sent.
-fn relay(dir: &Scratch, delay_us: u64, run: Duration) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+/// Runs `tandem relay` between two net_pcap ports for `run`, with `delay_us` and `extra` arguments;
+/// returns what it printed and the frames each port sent.
+fn relay(
+    dir: &Scratch,
+    delay_us: u64,
+    extra: &[&str],
+    run: Duration,
+) -> (String, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let device = |i: usize, side: &str| {
         format!(
             "net_pcap{i},rx_pcap={},tx_pcap={}",
@@ -560,6 +565,7 @@ fn relay(dir: &Scratch, delay_us: u64, run: Duration) -> (String, Vec<Vec<u8>>, 
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["relay", "--a", &device(0, "a"), "--b", &device(1, "b")])
         .args(["--delay-us", &delay_us.to_string()])
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -585,7 +591,7 @@ fn the_relay_passes_every_frame_both_ways_in_order_but_not_before_its_delay() {
     write_pcap(&dir.path("a-in.pcap"), &frames[..200]);
     write_pcap(&dir.path("b-in.pcap"), &frames[200..]);
     // A short delay: every frame comes out of the other port, in order.
-    let (printed, from_a_side, from_b_side) = relay(&dir, 1000, Duration::from_secs(3));
+    let (printed, from_a_side, from_b_side) = relay(&dir, 1000, &[], Duration::from_secs(3));
     assert_eq!(
         from_b_side,
         frames[..200],
@@ -597,7 +603,30 @@ fn the_relay_passes_every_frame_both_ways_in_order_but_not_before_its_delay() {
         "{printed}"
     );
     // A delay longer than the run: nothing has left when it stops.
-    let (printed, from_a_side, from_b_side) = relay(&dir, 30_000_000, Duration::from_secs(3));
+    let (printed, from_a_side, from_b_side) = relay(&dir, 30_000_000, &[], Duration::from_secs(3));
     assert!(from_a_side.is_empty() && from_b_side.is_empty());
     assert!(printed.contains("relayed 0 and 0 frames"), "{printed}");
+}
+
+#[test]
+fn the_relay_loses_the_share_of_frames_asked_for_and_keeps_the_rest_in_order() {
+    let dir = Scratch::new("relay-loss");
+    let frames = udp_frames(2000);
+    write_pcap(&dir.path("a-in.pcap"), &frames);
+    write_pcap(&dir.path("b-in.pcap"), &[]);
+    let (printed, _, from_b_side) = relay(
+        &dir,
+        100,
+        &["--loss-percent", "10", "--seed", "7"],
+        Duration::from_secs(3),
+    );
+    let lost = frames.len() - from_b_side.len();
+    assert!(
+        (120..=280).contains(&lost),
+        "{lost} of 2000 lost: {printed}"
+    );
+    assert!(printed.contains(&format!("lost {lost} and 0")), "{printed}");
+    // What left is the input less the lost frames, in order.
+    let mut rest = frames.iter();
+    assert!(from_b_side.iter().all(|f| rest.any(|g| g == f)));
 }

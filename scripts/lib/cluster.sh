@@ -54,3 +54,37 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; 
 
 # The median of the numbers given as arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
+
+# Builds the topology and starts the firewalls of `names`: start_cluster NODES [relay RELAY_ARGS...]
+# (with `relay`, `tandem relay` runs in fw-b's sync link with RELAY_ARGS, e.g. --delay-us 2000).
+start_cluster() {
+  local nodes=$1 n
+  shift
+  if [ "${1:-}" = relay ]; then
+    shift
+    scripts/netns.sh up "$nodes" relay >/dev/null
+    ip netns exec tnd-relay "$tandem" relay --a net_af_xdp0,iface=r-b --b net_af_xdp1,iface=r-sw \
+      --mtu 1700 "$@" > "$work/relay.out" 2> "$work/relay.err" &
+    sleep 1
+  else
+    scripts/netns.sh up "$nodes" >/dev/null
+  fi
+  names=(a b); [ "$nodes" = 3 ] && names=(a b c)
+  for n in "${names[@]}"; do start_fw "$n"; done
+  for n in "${names[@]}"; do
+    wait_in_sync "$n" 150 || { tail -5 "$work/fw$n.err"; echo "fw-$n did not come up" >&2; exit 1; }
+  done
+  ip netns exec tnd-server iperf3 -s -D
+  sleep 0.5
+}
+
+stop_cluster() {
+  stop_fws
+  pkill -INT -f "tandem relay" 2>/dev/null || true
+  pkill iperf3 2>/dev/null || true
+  sleep 0.5
+  scripts/netns.sh down >/dev/null 2>&1 || true
+}
+
+# Sets the routes: client->server through $1, server->client through $2.
+via() { scripts/netns.sh route client "$1"; scripts/netns.sh route server "$2"; }

@@ -423,6 +423,7 @@ impl<'a> Control<'a> {
                 ("released_by_iack", st.released_by_iack),
                 ("released_by_update", st.released_by_update),
                 ("released_by_timeout", st.released_by_timeout),
+                ("ins_resent", st.ins_resent),
                 ("released_no_peers", st.released_no_peers),
                 ("bulks_sent", st.bulks_sent),
                 ("bulk_states_sent", st.bulk_states_sent),

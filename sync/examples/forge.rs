@@ -115,7 +115,8 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let mut packetizer = Packetizer::new(1500, Encapsulation::Ip).expect("an MTU of 1500 holds a state");
+    let mut packetizer =
+        Packetizer::new(1500, Encapsulation::Ip).expect("an MTU of 1500 holds a state");
     let mut packet = Vec::new();
     packetizer.push(&message, &mut |b| packet = b.to_vec());
     packetizer.flush(&mut |b| packet = b.to_vec());

@@ -968,3 +968,23 @@ fn a_freebsd_pfsync_packet_or_another_version_is_refused_by_name() {
     );
     assert!(s.received.iter().all(|c| c.messages == 0), "nothing parsed");
 }
+
+#[test]
+fn a_lost_deferred_insert_is_sent_again_and_released_by_the_acknowledgement() {
+    // Defect this guards against: one lost INS (or IACK) released the held SYN by the timeout while the
+    // return node still lacked the state, so the server's SYN-ACK died there and the connection waited
+    // out a retransmission (5% sync loss: 2 of 200 connections timed out).
+    let mut c = started(2);
+    c.nodes[1].up = false;
+    let r = tcp_record(0x0a00_0001, 1, 1000);
+    c.insert(0, r, true);
+    c.run_for(Duration::millis(3));
+    c.nodes[1].up = true;
+    c.run_for(Duration::millis(25));
+    assert_eq!(
+        c.nodes[0].shard.released.first().map(|r| r.1),
+        Some(ReleaseReason::Acknowledged)
+    );
+    assert!(c.nodes[0].engine.stats().ins_resent >= 1);
+    assert!(states(&c, 1).contains_key(&r.name));
+}

@@ -164,7 +164,15 @@ struct Deferral {
     since: Instant,
     deadline: Instant,
     waiting: u64,
+    /// The insert, sent again at `resend_at` while a peer has not acknowledged it: a lost INS (or a lost
+    /// acknowledgement) would otherwise release the packet by the timeout with the return node still
+    /// ignorant of the state, and its first answer would die there.
+    record: StateRecord,
+    resend_at: Instant,
 }
+
+/// How many times a deferred insert is sent within its deferral timeout (at even intervals).
+const INS_SENDS: u64 = 4;
 
 /// Answering a peer's bulk request.
 #[derive(Clone, Debug)]
@@ -434,6 +442,8 @@ impl<M: ShardMap> Engine<M> {
                         since: at,
                         deadline: now + timeout,
                         waiting,
+                        record,
+                        resend_at: now + Duration(timeout.as_micros() / INS_SENDS),
                     },
                 );
             }
@@ -965,7 +975,12 @@ impl<M: ShardMap> Engine<M> {
         if self.flush_now {
             consider(Some(Instant::ZERO));
         }
-        consider(self.deferrals.values().map(|d| d.deadline).min());
+        consider(
+            self.deferrals
+                .values()
+                .map(|d| d.deadline.min(d.resend_at))
+                .min(),
+        );
         consider(match self.bulk_in {
             BulkIn::Requested { deadline, .. } | BulkIn::Receiving { deadline, .. } => {
                 Some(deadline)
@@ -1007,6 +1022,21 @@ impl<M: ShardMap> Engine<M> {
                         );
                     }
                 }
+            }
+        }
+        // Deferred inserts not yet acknowledged by every peer waited for go again.
+        let interval =
+            Duration(self.cfg.defer_timeout.unwrap_or(Duration::ZERO).as_micros() / INS_SENDS);
+        for (name, d) in self.deferrals.iter_mut() {
+            if d.resend_at <= now && d.deadline > now {
+                d.resend_at = now + interval.max(Duration(1));
+                if !self.ins_records.contains_key(name) {
+                    self.ins_records.insert(*name, (d.record, true));
+                    self.q_ins.push(*name);
+                    self.pending_bytes += codec::STATE_LEN;
+                }
+                self.stats.ins_resent += 1;
+                self.flush_now = true;
             }
         }
         // Deferral timeouts.

@@ -140,6 +140,8 @@ pub struct EngineStats {
     pub released_by_update: u64,
     /// Held packets released at the timeout.
     pub released_by_timeout: u64,
+    /// Deferred inserts sent again because a peer waited for had not acknowledged them yet.
+    pub ins_resent: u64,
     /// Held packets released because no live peer was left to wait for.
     pub released_no_peers: u64,
     /// Time from an insert to the last acknowledgement.
