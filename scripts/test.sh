@@ -12,6 +12,7 @@ scripts/setup.sh
 
 step "format: cargo fmt --check"
 cargo fmt --all -- --check
+(cd tests/fuzz && cargo fmt -- --check)
 
 step "lint: cargo clippy, warnings denied"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -24,6 +25,10 @@ cargo test --workspace --locked
 
 step "heavy tests in release mode: bulk update at scale, simulations (ignored in debug builds)"
 cargo test --release --workspace --locked -- --ignored
+
+step "fuzzing (AFL++, stable toolchain): the committed corpus replayed, then 100,000 executions per target (scripts/fuzz.sh)"
+scripts/fuzz.sh replay
+scripts/fuzz.sh run 100000
 
 step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 failover (scripts/demo.sh --short)"
 scripts/demo.sh --short

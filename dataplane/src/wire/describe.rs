@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::arp::{self, ArpRepr};
+use super::build;
 use super::checksum::{ChecksumCaps, PseudoHeader};
 use super::ethernet::{self, EthernetRepr, ethertype};
 use super::icmpv4::{self, Icmpv4Repr};
@@ -13,6 +14,7 @@ use super::icmpv6::{self, Icmpv6Repr};
 use super::ip::protocol;
 use super::ipv4::{self, Ipv4Repr};
 use super::ipv6::{self, ExtensionHeaders, Ipv6Repr};
+use super::meta::{Malformed, PacketMeta, parse_meta};
 use super::tcp::{self, TcpRepr};
 use super::udp::{self, UdpRepr};
 
@@ -177,6 +179,45 @@ fn checksum_note(f: &mut fmt::Formatter<'_>, ok: bool) -> fmt::Result {
     } else {
         f.write_str(" [bad cksum]")
     }
+}
+
+/// The parsers' consistency property, for the mutation test and the fuzz target (tests/fuzz): whatever
+/// bytes come in as a frame, no parser panics (the classifier with and without checksum verification, and
+/// every layer's full parser through [`describe`]); verification adds no verdict but its own; a classified
+/// frame's offsets lie inside it; and the RST or ICMP error answering it classifies cleanly itself. Panics
+/// when the property fails; returns the verified classification.
+pub fn check_parsers(frame: &[u8]) -> Result<PacketMeta, Malformed> {
+    let _ = describe(frame).to_string();
+    let offloaded = parse_meta(frame, ChecksumCaps::OFFLOADED);
+    let result = parse_meta(frame, ChecksumCaps::SOFTWARE);
+    let Ok(meta) = offloaded else {
+        // Verifying the header checksum may only add that reason, found before the transport layer.
+        assert!(
+            result == offloaded || result == Err(Malformed::Ipv4BadChecksum),
+            "{result:?} with verification, {offloaded:?} without"
+        );
+        return result;
+    };
+    if meta.family().is_some() {
+        let end = usize::from(meta.l4_offset) + usize::from(meta.ip_payload_len);
+        assert!(usize::from(meta.l3_offset) < usize::from(meta.l4_offset) && end <= frame.len());
+    }
+    let _ = meta.l4_checksum_ok(frame);
+    let answers = [
+        build::reset_for(frame, &meta, 64),
+        build::unreachable_for(frame, &meta, 1, 64),
+    ];
+    for answer in answers.into_iter().flatten() {
+        let bytes = answer.to_vec().expect("an answer to a parsed frame fits");
+        let answered = parse_meta(&bytes, ChecksumCaps::SOFTWARE);
+        assert!(
+            answered.is_ok(),
+            "answer {answered:?}: {}\nto {meta:?}: {}\n{frame:02x?}",
+            describe(&bytes),
+            describe(frame)
+        );
+    }
+    result
 }
 
 #[cfg(test)]

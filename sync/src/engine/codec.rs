@@ -253,11 +253,18 @@ fn record_from(s: &StateRepr) -> Result<StateRecord, Skipped> {
         AddressFamily::Inet6 => Family::Inet6,
     };
     let key = &s.key[0];
-    let (addr, port) = if s.direction == PF_OUT {
+    let (mut addr, port) = if s.direction == PF_OUT {
         ([key.addr[1], key.addr[0]], [key.port[1], key.port[0]])
     } else {
         (key.addr, key.port)
     };
+    if family == Family::Inet {
+        // pf copies an IPv4 address's four bytes and no more (`pf_addrcpy`); whatever a sender left in
+        // the rest of the `pf_addr` is not part of the address, and kept would make a key no packet matches.
+        for a in &mut addr {
+            a[4..].fill(0);
+        }
+    }
     Ok(StateRecord {
         name: StateName {
             creator: s.creator,
