@@ -399,6 +399,10 @@ pub struct Report {
     pub hold_p99_us: Option<u64>,
     /// Takeover probes: endpoints asked for their numbers because a held packet's updater had failed.
     pub probed: u64,
+    /// Update requests the sync engines sent (for states they lacked, or a held packet's fresh copy).
+    pub update_requests: u64,
+    /// Deferred inserts sent again for want of an acknowledgement.
+    pub ins_resent: u64,
     /// Frames redirected to their states' owners over the sync link (owner redirect), all nodes.
     pub redirected: u64,
 }
@@ -1372,6 +1376,8 @@ impl Simulation {
                 r.deferred += s.deferred;
                 r.released_by_iack += s.released_by_iack;
                 r.released_by_timeout += s.released_by_timeout;
+                r.update_requests += s.requests_sent;
+                r.ins_resent += s.ins_resent;
             }
         }
         r.hold_p99_us = tandem_dataplane::counters::quantile_of(&hold_times, 0.99);

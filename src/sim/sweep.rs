@@ -412,6 +412,7 @@ fn scenario_list(cfg: &SweepConfig) -> Vec<(String, Variant, Scenario)> {
         ));
         list.push(("1% sync loss, 100k pps".to_string(), v, with(&lossy(0.01))));
         list.push(("5% sync loss, 100k pps".to_string(), v, with(&lossy(0.05))));
+        list.push(("10% sync loss, 100k pps".to_string(), v, with(&lossy(0.10))));
         list.push((
             "20 flows x 20k pps, node A (which created every state) killed at 100 ms, rerouted 3 ms later".to_string(),
             v,
