@@ -171,6 +171,17 @@ pub struct SyncSettings {
     pub bulk_retries: u32,
     /// Key for the authenticated envelope; off (plain pfsync) when absent.
     pub auth_key_file: Option<PathBuf>,
+    /// What one peer may make this node hold or do.
+    pub peer_limits: PeerLimits,
+}
+
+/// `sync.limits`: what one peer may make this node hold or do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// States one peer's host id may have here; `None`: the node's own state limit (`limits.states`).
+    pub states_per_peer: Option<u32>,
+    /// Update requests for single states answered per second, per peer.
+    pub requests_per_sec: u32,
 }
 
 impl Decode for SyncPeer {
@@ -461,6 +472,16 @@ pub(crate) fn decode_sync(
     let bulk_rate_mbit = bounded(&mut f, d, "bulk-rate-mbit", 1000, 1, 400_000);
     let bulk_timeout_ms = bounded(&mut f, d, "bulk-timeout-ms", 2000, 10, 600_000);
     let bulk_retries = bounded(&mut f, d, "bulk-retries", 12, 0, 1000);
+    let peer_limits = match f.node("limits") {
+        None => PeerLimits {
+            states_per_peer: None,
+            requests_per_sec: 20_000,
+        },
+        Some(n) => decode_peer_limits(d, &n).unwrap_or(PeerLimits {
+            states_per_peer: None,
+            requests_per_sec: 20_000,
+        }),
+    };
     let auth_key_file = f.optional::<String>(d, "auth-key-file").map(PathBuf::from);
     if auth_key_file.is_some()
         && let Some(mtu) = mtu
@@ -495,6 +516,27 @@ pub(crate) fn decode_sync(
         bulk_timeout_ms,
         bulk_retries,
         auth_key_file,
+        peer_limits,
+    })
+}
+
+fn decode_peer_limits(d: &mut Decoder, node: &Node<'_>) -> Option<PeerLimits> {
+    let mut f = d.fields(node)?;
+    let states_per_peer = f
+        .node("states-per-peer")
+        .map(|_| bounded(&mut f, d, "states-per-peer", 1, 1, u32::MAX));
+    let requests_per_sec = bounded(
+        &mut f,
+        d,
+        "update-requests-per-second",
+        20_000,
+        1,
+        10_000_000,
+    );
+    f.finish(d);
+    Some(PeerLimits {
+        states_per_peer,
+        requests_per_sec,
     })
 }
 

@@ -415,6 +415,8 @@ impl<'a> Control<'a> {
                 ("skipped_unknown_sections", st.sections_skipped[1]),
                 ("skipped_short_sections", st.sections_skipped[2]),
                 ("bulk_requests_limited", st.bulk_requests_limited),
+                ("refused_state_limit", st.refused_state_limit),
+                ("requests_limited", st.requests_limited),
                 (
                     "deferral_skipped_unresponsive",
                     st.deferral_skipped_unresponsive,

@@ -141,6 +141,13 @@ fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
     };
     Some(EngineConfig {
         creator: CreatorId(profile.node.host_id),
+        limits: tandem_sync::engine::PeerLimits {
+            states: sync
+                .peer_limits
+                .states_per_peer
+                .unwrap_or(profile.limits.states) as usize,
+            requests_per_sec: sync.peer_limits.requests_per_sec,
+        },
         workers: profile.workers.cores.len().max(1),
         mtu: sync.mtu.unwrap_or(mtu),
         encapsulation: match sync.transport {

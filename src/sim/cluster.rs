@@ -676,6 +676,7 @@ fn engine_config(sc: &Scenario, node: usize) -> EngineConfig {
         bulk_timeout: Duration::millis(50),
         bulk_retries: 3,
         request_interval: Duration::millis(50),
+        limits: tandem_sync::engine::PeerLimits::default(),
     }
 }
 

@@ -988,3 +988,33 @@ fn a_lost_deferred_insert_is_sent_again_and_released_by_the_acknowledgement() {
     assert!(c.nodes[0].engine.stats().ins_resent >= 1);
     assert!(states(&c, 1).contains_key(&r.name));
 }
+
+#[test]
+fn a_peer_holds_no_more_states_here_than_its_limit_and_asks_no_more_than_its_rate() {
+    let mut c = started_with(2, LAN, |i, cfg| {
+        if i == 1 {
+            cfg.limits.states = 3;
+        } else {
+            cfg.limits.requests_per_sec = 2;
+        }
+    });
+    for id in 1..=5 {
+        c.insert(0, tcp_record(0x0a00_0001, id, 1000), false);
+    }
+    c.run_for(Duration::millis(5));
+    assert_eq!(states(&c, 1).len(), 3);
+    assert_eq!(c.nodes[1].engine.stats().refused_state_limit, 2);
+    // Node 1 asks node 0 for one state five times within a second: two are answered.
+    let request = forged(&[tandem_sync::wire::Message::UpdReq(
+        tandem_sync::wire::StateRefRepr {
+            creator: CreatorId(0x0a00_0001),
+            id: StateId(1),
+        },
+    )]);
+    for _ in 0..5 {
+        c.nodes[0]
+            .engine
+            .handle_datagram(c.now, cluster::address(1), &request);
+    }
+    assert_eq!(c.nodes[0].engine.stats().requests_limited, 3);
+}

@@ -78,6 +78,8 @@ pub enum Policy {
 pub struct EngineConfig {
     /// Our host id: the creator id of our states.
     pub creator: CreatorId,
+    /// What one peer may make this node hold or do.
+    pub limits: PeerLimits,
     /// Workers (state shards).
     pub workers: usize,
     /// Largest sync packet, IP header included.
@@ -106,6 +108,25 @@ pub struct EngineConfig {
     pub bulk_retries: u32,
     /// The shortest interval between two update requests for the same state.
     pub request_interval: Duration,
+}
+
+/// What one peer may make this node hold or do; past a limit its messages are refused and counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// States one creator (a peer's host id) may have here.
+    pub states: usize,
+    /// Update requests for single states answered per second, per peer (each makes a worker read a
+    /// state and this node send it).
+    pub requests_per_sec: u32,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            states: 1 << 22,
+            requests_per_sec: 20_000,
+        }
+    }
 }
 
 /// Where a packet goes.
@@ -171,6 +192,17 @@ struct Deferral {
     resend_at: Instant,
 }
 
+/// What became of a peer's full state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// New here: it went to a worker.
+    New,
+    /// Known: merged as an update.
+    Known,
+    /// Refused: its creator has its limit of states here.
+    Refused,
+}
+
 /// How many times a deferred insert is sent within its deferral timeout (at even intervals).
 const INS_SENDS: u64 = 4;
 
@@ -209,6 +241,8 @@ pub struct Engine<M: ShardMap> {
     shards: M,
     states: HashMap<StateName, Entry>,
     ins_records: HashMap<StateName, (StateRecord, bool)>,
+    /// States held per creator, for the per-peer limit.
+    per_creator: HashMap<CreatorId, usize>,
     q_iack: Vec<StateName>,
     q_updc: Vec<StateName>,
     q_delc: Vec<StateName>,
@@ -271,6 +305,7 @@ impl<M: ShardMap> Engine<M> {
             shards,
             states: HashMap::new(),
             ins_records: HashMap::new(),
+            per_creator: HashMap::new(),
             q_iack: Vec::new(),
             q_updc: Vec::new(),
             q_delc: Vec::new(),
@@ -409,11 +444,13 @@ impl<M: ShardMap> Engine<M> {
             sent_at: None,
         };
         if let Some(old) = self.states.insert(name, entry) {
+            self.forget(name);
             // A name reused without a delete in between: forget what was queued for the old one.
             if old.queued == Queued::Ins {
                 self.ins_records.remove(&name);
             }
         }
+        *self.per_creator.entry(name.creator).or_default() += 1;
         let ack = deferred && self.cfg.defer_timeout.is_some();
         self.ins_records.insert(name, (record, ack));
         self.q_ins.push(name);
@@ -498,6 +535,7 @@ impl<M: ShardMap> Engine<M> {
             self.stats.stray_events += 1;
             return;
         };
+        self.forget(name);
         self.deferrals.remove(&name);
         if entry.queued == Queued::Ins {
             // pfsync: an insert still queued is simply dropped, "pretend it never happened".
@@ -652,6 +690,7 @@ impl<M: ShardMap> Engine<M> {
             }
             Incoming::Clr(creator) => {
                 self.states.retain(|name, _| name.creator != creator);
+                self.per_creator.remove(&creator);
                 self.deferrals.retain(|name, _| name.creator != creator);
                 for w in 0..self.ops.len() {
                     self.op(w, PeerOp::Clear { creator });
@@ -660,6 +699,13 @@ impl<M: ShardMap> Engine<M> {
             Incoming::InsAck(name) => self.acknowledged(now, peer, name),
             Incoming::UpdC(update) => self.peer_update(now, update),
             Incoming::UpdReq(None) => self.bulk_requested(now, peer),
+            Incoming::UpdReq(Some(_))
+                if !self
+                    .peers
+                    .take_request(peer, now, self.cfg.limits.requests_per_sec) =>
+            {
+                self.stats.requests_limited += 1;
+            }
             Incoming::UpdReq(Some(name)) => match self.states.get(&name) {
                 Some(entry) => {
                     let worker = usize::from(entry.worker);
@@ -669,6 +715,7 @@ impl<M: ShardMap> Engine<M> {
             },
             Incoming::Del(name) => match self.states.remove(&name) {
                 Some(entry) => {
+                    self.forget(name);
                     if entry.queued == Queued::Ins {
                         self.ins_records.remove(&name);
                     }
@@ -688,7 +735,7 @@ impl<M: ShardMap> Engine<M> {
                 // acknowledgement sent earlier would release the peer's held packet while the answer
                 // could still reach this node before its worker knows the flow. A state we already had
                 // is in the worker: acknowledge at once.
-                if !self.peer_record(now, record, ack) && ack {
+                if self.peer_record(now, record, ack) == Taken::Known && ack {
                     self.acknowledge(record.name);
                 }
             }
@@ -802,9 +849,19 @@ impl<M: ShardMap> Engine<M> {
         self.flush_now = true;
     }
 
-    /// Takes a peer's full state; returns whether it was new to us (and went to a worker as an insert,
-    /// which reports back when `ack` is set).
-    fn peer_record(&mut self, now: Instant, record: StateRecord, ack: bool) -> bool {
+    /// One fewer state of `name`'s creator.
+    fn forget(&mut self, name: StateName) {
+        if let Some(n) = self.per_creator.get_mut(&name.creator) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_creator.remove(&name.creator);
+            }
+        }
+    }
+
+    /// Takes a peer's full state: new to us (it went to a worker as an insert, which reports back when
+    /// `ack` is set), known (merged as an update), or refused by the per-peer limit.
+    fn peer_record(&mut self, now: Instant, record: StateRecord, ack: bool) -> Taken {
         let name = record.name;
         if self.states.contains_key(&name) {
             // We have it (an insert that crossed ours, or a bulk copy of a state we hold): merge as an update.
@@ -817,8 +874,14 @@ impl<M: ShardMap> Engine<M> {
                     updates: 0,
                 },
             );
-            return false;
+            return Taken::Known;
         }
+        let held = self.per_creator.entry(name.creator).or_default();
+        if *held >= self.cfg.limits.states {
+            self.stats.refused_state_limit += 1;
+            return Taken::Refused;
+        }
+        *held += 1;
         let worker = self.shards.worker_of(&record).min(self.ops.len() - 1);
         self.states.insert(
             name,
@@ -841,7 +904,7 @@ impl<M: ShardMap> Engine<M> {
         let mut record = record;
         record.flags &= !state_flags::ACK;
         self.op(worker, PeerOp::Insert { record, ack });
-        true
+        Taken::New
     }
 
     fn request(&mut self, now: Instant, name: StateName) {

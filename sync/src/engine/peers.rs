@@ -36,6 +36,8 @@ pub struct Peer {
     pub missed_acks: u32,
     /// When it last had a bulk update from us, for the per-peer limit.
     pub bulk_served: Option<Instant>,
+    /// Update requests it may still make this second, and when that second began.
+    pub requests: (u32, Option<Instant>),
 }
 
 /// Deferral timeouts in a row after which a peer that never acknowledged is no longer waited for.
@@ -70,6 +72,7 @@ impl Peers {
                     bytes_in: 0,
                     missed_acks: 0,
                     bulk_served: None,
+                    requests: (0, None),
                 })
                 .collect(),
         }
@@ -127,6 +130,20 @@ impl Peers {
         true
     }
 
+    /// Takes one of `per_sec` update requests `index` may make each second; `false` when none is left.
+    pub fn take_request(&mut self, index: PeerIndex, now: Instant, per_sec: u32) -> bool {
+        let (left, since) = &mut self.list[index].requests;
+        if since.is_none_or(|t| now.since(t) >= Duration::secs(1)) {
+            *left = per_sec;
+            *since = Some(now);
+        }
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        true
+    }
+
     /// A bit per alive peer.
     pub fn alive_mask(&self) -> u64 {
         self.list
@@ -159,6 +176,7 @@ impl Peers {
                     bytes_in: 0,
                     missed_acks: 0,
                     bulk_served: None,
+                    requests: (0, None),
                 });
                 self.list.len() - 1
             }

@@ -130,6 +130,10 @@ pub struct EngineStats {
     pub clr_refused: u64,
     /// Bulk requests not answered: the peer had a bulk update within the per-peer interval.
     pub bulk_requests_limited: u64,
+    /// Peers' states refused: their creator had its limit of states here (`sync.limits.states-per-peer`).
+    pub refused_state_limit: u64,
+    /// Update requests not answered: the peer had made its limit for the second.
+    pub requests_limited: u64,
     /// Deferrals that did not wait for a live peer because it had stopped acknowledging inserts.
     pub deferral_skipped_unresponsive: u64,
     /// Creating packets held.

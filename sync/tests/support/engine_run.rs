@@ -85,6 +85,7 @@ fn config(multicast: bool) -> EngineConfig {
         bulk_timeout: Duration::millis(200),
         bulk_retries: 3,
         request_interval: Duration::millis(50),
+        limits: tandem_sync::engine::PeerLimits::default(),
     }
 }
 
