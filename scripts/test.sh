@@ -37,6 +37,9 @@ scripts/demo.sh --short --nodes 3
 step "sync over a lossy link: 5% of fw-b's sync frames dropped, iperf3 and short connections lose nothing (scripts/sync-loss.sh)"
 scripts/sync-loss.sh 5
 
+step "hostile data traffic: malformed frames and a SYN flood against a state limit of 2,000 during a transfer (scripts/hostile-data.sh)"
+scripts/hostile-data.sh
+
 step "hostile sync: forged INS, CLR and bulk request from a host on the sync link, with and without a peer's address (scripts/hostile-sync.sh)"
 scripts/hostile-sync.sh
 
