@@ -281,18 +281,26 @@ fn any_update_about_a_deferred_state_releases_it() {
     let r = tcp_record(0x0a00_0001, 1, 1000);
     c.insert(0, r, true);
     c.run_for(Duration::millis(1));
-    // The reply went through node 1, which learned the state some other way and sends an update.
+    // Node 1 sends an update of the state (it learned of it some other way) before acknowledging it.
     c.nodes[1].up = true;
-    c.nodes[1].shard.states.insert(r.name, r);
-    c.nodes[1].engine.handle_event(
-        c.now,
-        0,
-        LocalEvent::Inserted {
-            record: r,
-            deferred: false,
-            at: c.now,
+    let side = |tcp| tandem_sync::wire::PeerRepr {
+        tcp,
+        ..Default::default()
+    };
+    let update = forged(&[tandem_sync::wire::Message::UpdC(
+        tandem_sync::wire::UpdCRepr {
+            id: r.name.id,
+            creator: r.name.creator,
+            src: side(r.peers[0]),
+            dst: side(r.peers[1]),
+            expire: 0,
+            timeout: r.timeout as u8,
+            state_flags: 0,
         },
-    );
+    )]);
+    c.nodes[0]
+        .engine
+        .handle_datagram(c.now, cluster::address(1), &update);
     c.run_for(Duration::millis(1));
     let reasons: Vec<ReleaseReason> = c.nodes[0].shard.released.iter().map(|r| r.1).collect();
     assert_eq!(reasons, [ReleaseReason::UpdateReceived]);
@@ -1017,4 +1025,43 @@ fn a_peer_holds_no_more_states_here_than_its_limit_and_asks_no_more_than_its_rat
             .handle_datagram(c.now, cluster::address(1), &request);
     }
     assert_eq!(c.nodes[0].engine.stats().requests_limited, 3);
+}
+
+#[test]
+fn an_insert_naming_our_host_id_or_another_peers_is_a_creator_conflict() {
+    let mut c = started(3);
+    // Node 1 learns node 0's host id from its insert.
+    c.insert(0, tcp_record(0x0a00_0001, 1, 1000), false);
+    c.run_for(Duration::millis(5));
+    let ins_as = |c: &mut Cluster, creator: u32| {
+        let t = c.now;
+        let mut a = lone_engine(0, t);
+        a.start(t);
+        a.handle_event(
+            t,
+            0,
+            LocalEvent::Inserted {
+                record: tcp_record(creator, 9, 1000),
+                deferred: false,
+                at: t,
+            },
+        );
+        a.handle_timeout(t);
+        let mut packets = Vec::new();
+        while let Some(p) = a.poll_transmit(t) {
+            packets.push(p.payload);
+        }
+        packets
+    };
+    // Node 2 sends node 1 an insert naming node 1's id, then one naming node 0's: both refused.
+    for creator in [0x0a00_0002, 0x0a00_0001] {
+        for p in ins_as(&mut c, creator) {
+            c.nodes[1]
+                .engine
+                .handle_datagram(c.now, cluster::address(2), &p);
+        }
+    }
+    c.run_for(Duration::millis(1));
+    assert_eq!(c.nodes[1].engine.stats().creator_conflicts, 2);
+    assert_eq!(states(&c, 1).len(), 1, "only node 0's own state");
 }

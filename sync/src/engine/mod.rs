@@ -724,11 +724,22 @@ impl<M: ShardMap> Engine<M> {
                 }
                 None => self.stats.unknown_state += 1,
             },
+            Incoming::Ins { record, .. }
+                if record.name.creator == self.cfg.creator
+                    || self
+                        .peers
+                        .iter()
+                        .any(|(i, p)| i != peer && p.host_id == Some(record.name.creator)) =>
+            {
+                // A node inserts only the states it created (pfsync's bulk and repairs travel as UPD): an
+                // insert naming our host id, or another peer's, comes from a node that claims an id not its
+                // own (two nodes configured with one host id, or a forger).
+                self.stats.creator_conflicts += 1;
+            }
             Incoming::Ins { record, ack } => {
                 // A node inserts only the states it created: an insert names its sender's host id, for a
                 // peer whose bulk status (pfsync's only announcement of it) this node has not seen.
-                if self.peers.get(peer).host_id.is_none() && record.name.creator != self.cfg.creator
-                {
+                if self.peers.get(peer).host_id.is_none() {
                     self.peers.learn_host_id(peer, record.name.creator);
                 }
                 // A new state is acknowledged once the worker has it (its PeerInserted event): an
