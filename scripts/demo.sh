@@ -41,7 +41,6 @@ work=$(mktemp -d /tmp/tandem-demo.XXXXXX)
 profiles=config/profiles/netns
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
-failures=()
 
 cleanup() {
   local rc=$?
@@ -55,7 +54,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "interrupted"; exit 130' INT TERM
 
-fail() { failures+=("$*"); echo "   FAILED: $*"; }
 
 echo "== network namespaces: client, server, $nodes firewalls, sync link"
 scripts/netns.sh up "$nodes" >/dev/null
@@ -219,8 +217,5 @@ printf '%-36s %s of 5 ok; slowest connect %s ms (a lost SYN would cost 1000)\n' 
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"
 printf '%-36s %s\n' "failover (kill -9 fw-a)" "$fo_line"
 printf '%-36s %s\n' "fw-a rejoining" "$rejoin_line"
-if [ ${#failures[@]} -gt 0 ]; then
-  echo "FAILED checks:"; printf '  %s\n' "${failures[@]}"
-  exit 1
-fi
+end_checks
 echo "all checks passed"

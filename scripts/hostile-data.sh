@@ -23,8 +23,6 @@ for n in a b; do
 done
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
-failures=()
-fail() { failures+=("$*"); echo "   FAILED: $*"; }
 
 cleanup() {
   local rc=$?
@@ -82,7 +80,5 @@ echo "   iperf3: $iperf_ok, $moving of 10 one-second intervals after the attack 
 [ "$(delta drop_malformed)" -gt 0 ] || fail "no malformed frame counted"
 [ "$(delta drop_bad_tcp_flags)" -gt 0 ] || fail "no illegal flag combination counted"
 [ "$(delta drop_fragment_overlap)" -gt 0 ] || fail "no overlapping fragment counted"
-if [ "${#failures[@]}" -gt 0 ]; then
-  echo "FAILED checks:"; printf '  %s\n' "${failures[@]}"; exit 1
-fi
+end_checks
 echo "fw-a stayed up, the limit held, the transfer went on"

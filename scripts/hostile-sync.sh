@@ -37,8 +37,6 @@ for n in a b; do
 done
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
-failures=()
-fail() { failures+=("$*"); echo "   FAILED: $*"; }
 
 cleanup() {
   local rc=$?
@@ -149,7 +147,5 @@ fi
 [ "$bulks_a2" = "$bulks_a" ] && [ "$bulks_b2" = "$bulks_b" ] || fail "a forged request started a bulk update"
 [ $((unsealed_b2 - unsealed_b)) -ge 6 ] || fail "fw-b counted $((unsealed_b2 - unsealed_b)) unsealed forgeries, 6 were sent"
 [ $((bad_mac_b2 - bad_mac_b)) -ge 3 ] || fail "fw-b counted $((bad_mac_b2 - bad_mac_b)) forgeries with a bad MAC, 3 were sent"
-if [ "${#failures[@]}" -gt 0 ]; then
-  echo "FAILED checks:"; printf '  %s\n' "${failures[@]}"; exit 1
-fi
+end_checks
 echo "no forgery got through"

@@ -17,8 +17,6 @@ work=$(mktemp -d /tmp/tandem-loss.XXXXXX)
 profiles=config/profiles/netns
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
-failures=()
-fail() { failures+=("$*"); echo "   FAILED: $*"; }
 
 cleanup() {
   local rc=$?
@@ -59,7 +57,5 @@ relay_line=$(grep relayed "$work/relay.out" || echo "relay printed nothing")
 echo "   relay: $relay_line"
 echo "   update requests sent $requests, window drops $drops"
 grep -q "lost 0 and 0" <<< "$relay_line" && fail "the relay lost nothing: the test did not test"
-if [ "${#failures[@]}" -gt 0 ]; then
-  echo "FAILED checks:"; printf '  %s\n' "${failures[@]}"; exit 1
-fi
+end_checks
 echo "nothing lost"

@@ -1136,19 +1136,13 @@ impl<B: PacketBuf> Worker<B> {
         let Some(answer) = build::probe_for(held.as_ref(), m, seq, ack) else {
             return;
         };
-        if !self.answers.take(now) {
-            self.counters.answers_limited.inc();
+        let Some(mut out) = self.make(io, &answer, now) else {
             return;
-        }
-        let Some(mut out) = io.alloc() else { return };
-        if !out.set_len(answer.buffer_len()) || answer.emit_into(out.as_mut()).is_err() {
-            return;
-        }
+        };
         let Ok(pm) = meta::parse_meta(out.as_ref(), ChecksumCaps::OFFLOADED) else {
             return;
         };
         self.counters.hold_probed.inc();
-        self.counters.originated.inc();
         self.table.get_mut(index).probed = Some(side.other());
         self.modulate(&mut out, &pm, index, src_first);
         self.forward(io, links, out, &pm, ingress, egress, hop, now);
@@ -2056,19 +2050,29 @@ impl<B: PacketBuf> Worker<B> {
         answer: &build::Answer<'_>,
         now: Instant,
     ) {
-        if !self.answers.take(now) {
-            self.counters.answers_limited.inc();
-            return;
-        }
-        let Some(mut out) = io.alloc() else { return };
-        let len = answer.buffer_len();
-        if !out.set_len(len) {
-            return;
-        }
-        if answer.emit_into(out.as_mut()).is_ok() {
-            self.counters.originated.inc();
+        if let Some(out) = self.make(io, answer, now) {
             self.tx[usize::from(port.0)].push(out);
         }
+    }
+
+    /// A buffer holding a packet the worker makes itself, within the answer rate limit (answers and
+    /// probes share it), counted as originated.
+    fn make<IO: PortIo<Buf = B>>(
+        &mut self,
+        io: &mut IO,
+        answer: &build::Answer<'_>,
+        now: Instant,
+    ) -> Option<B> {
+        if !self.answers.take(now) {
+            self.counters.answers_limited.inc();
+            return None;
+        }
+        let mut out = io.alloc()?;
+        if !out.set_len(answer.buffer_len()) || answer.emit_into(out.as_mut()).is_err() {
+            return None;
+        }
+        self.counters.originated.inc();
+        Some(out)
     }
 
     /// Answers a packet a `block return` rule refused: a RST for TCP, port unreachable for the rest. As pf

@@ -5,6 +5,16 @@
 sockdir=/run/tandem-netns
 declare -A fw_pid
 
+# Checks: `fail MESSAGE` records a failed one and goes on; `end_checks` lists them and exits 1 if any
+# failed.
+failures=()
+fail() { failures+=("$*"); echo "   FAILED: $*"; }
+end_checks() {
+  if [ "${#failures[@]}" -gt 0 ]; then
+    echo "FAILED checks:"; printf '  %s\n' "${failures[@]}"; exit 1
+  fi
+}
+
 start_fw() {
   local n=$1
   mkdir -p "$sockdir"
