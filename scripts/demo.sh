@@ -8,7 +8,7 @@
 #      fw-b (asymmetric), single stream and 4 streams;
 #   2. 1,000 short HTTP-like connections on the asymmetric path (each SYN deferred until fw-b acknowledges
 #      the new state);
-#   3. kill -9 fw-a while an iperf3 transfer runs on the asymmetric path, its sync link cut 100 ms before
+#   3. kill -9 fw-a while an iperf3 transfer runs on the asymmetric path, its sync link cut 20 ms before
 #      (a node that hangs, then dies: fw-b's copies of its states lag what the endpoints did); the
 #      client's route moves to fw-b, the transfer goes on, new connections work; fw-a restarts,
 #      bulk-syncs and rejoins;
@@ -139,13 +139,13 @@ awk -v m="$reuse_max" 'BEGIN {exit !(m < 500)}' || fail "port reuse: a connect t
 fo_line="not run (two-node demo only)"
 rejoin_line="-"
 if [ "$nodes" = 2 ]; then
-  echo "== failover: kill -9 fw-a during a ${fo_secs}s iperf3 on the asymmetric path, its sync link cut 100 ms before"
+  echo "== failover: kill -9 fw-a during a ${fo_secs}s iperf3 on the asymmetric path, its sync link cut 20 ms before"
   ip netns exec tnd-client iperf3 -c 198.19.1.10 -f m -i 1 --forceflush -t "$fo_secs" > "$work/fo.out" 2>&1 &
   iperf_pid=$!
   sleep 3
   probed_before=$(counter b sync hold_probed)
   ip netns exec tnd-sw ip link set a-sync down
-  sleep 0.1
+  sleep 0.02
   kill -9 "${fw_pid[a]}"; unset 'fw_pid[a]'
   killed_at=$(date +%s.%N)
   # Until the failover groups move the gateway address, the client's route moves to fw-b.

@@ -74,6 +74,8 @@ pub struct State {
     pub waiting: u16,
     /// The side a takeover probe asked for its numbers, while its answer is awaited (see the worker).
     pub probed: Option<Side>,
+    /// When that probe went out, in units of 10 ms (wrapping).
+    pub probe_at: u16,
     /// Owner redirect's view of it; local, never synced.
     pub redirect: RedirectMark,
 }
@@ -387,6 +389,7 @@ mod tests {
             hops: [HopRef::NONE; 2],
             waiting: 0,
             probed: None,
+            probe_at: 0,
             redirect: RedirectMark::default(),
         }
     }

@@ -23,7 +23,8 @@
 //! - Hold-and-recheck: a packet refused only for being ahead of what this node knows of a state a peer
 //!   updates waits for the peer's update and is checked again. When no live peer is left to send it (the
 //!   node that updated the state failed), the packet's destination is probed for its numbers instead
-//!   (see `Worker::probe`), and its answer, checked as strictly as data, cures the hold.
+//!   (see `Worker::probe`), and its answer, checked as strictly as data, cures the hold; the probe goes
+//!   out also when the packet itself is beyond the margin and dropped, so that the next one passes.
 //! - In router mode ARP, neighbour discovery, VRRP and packets addressed to the appliance are punted to
 //!   the control thread, and only frames sent to the ingress port's MAC are routed (broadcast and
 //!   multicast only for ARP, neighbour discovery and VRRP); in wire mode everything that is not IP passes
@@ -365,6 +366,14 @@ pub trait WorkerLinks<B> {
     fn pop_redirected(&mut self) -> Option<(PortId, B)> {
         None
     }
+}
+
+/// The shortest interval between two takeover probes of one state, in units of 10 ms (200 ms).
+const PROBE_INTERVAL: u16 = 20;
+
+/// A time in units of 10 ms, wrapping (every 11 minutes), for the probe interval.
+fn probe_clock(now: Instant) -> u16 {
+    (now.0 / 10_000) as u16
 }
 
 /// How far a takeover probe's sequence number lies behind what the state knows the sender sent: more
@@ -1036,6 +1045,13 @@ impl<B: PacketBuf> Worker<B> {
         IO: PortIo<Buf = B>,
         L: WorkerLinks<B>,
     {
+        // A copy no live peer will update again can only learn from the endpoints: ask, whether this
+        // packet then waits or is dropped (beyond the margin, or with holding off).
+        if self.orphaned(links, index) && self.probe_due(index, now) {
+            self.probe(
+                io, links, &packet, m, ingress, egress, hop, index, src_first, now,
+            );
+        }
         let Some(hold) = self.cfg.hold else {
             return self.drop_packet(DropReason::OutOfWindow);
         };
@@ -1069,16 +1085,10 @@ impl<B: PacketBuf> Worker<B> {
             return self.drop_packet(DropReason::OutOfWindow);
         }
         st.waiting += 1;
-        let first = st.waiting == 1;
         let name = StateName {
             creator: st.creator,
             id: st.id,
         };
-        if first && self.orphaned(links, index) {
-            self.probe(
-                io, links, &packet, m, ingress, egress, hop, index, src_first, now,
-            );
-        }
         self.waiting.push_back(Waiting {
             packet,
             meta: *m,
@@ -1095,11 +1105,20 @@ impl<B: PacketBuf> Worker<B> {
         self.send_event(links, LocalEvent::UpdateWanted { name });
     }
 
-    /// Whether no live peer is left to send the update a packet held on state `index` waits for: the
-    /// state's creator failed (its copy here is the flow's only one now), or every peer did.
+    /// Whether state `index` is a copy peers kept up to date and no live peer is left to update it: its
+    /// creator failed (the copy here is the flow's only one now), or every peer did.
     fn orphaned<L: WorkerLinks<B>>(&self, links: &L, index: u32) -> bool {
-        let creator = self.table.get(index).creator;
-        !links.peers_alive() || (creator != self.cfg.creator && !links.owner_alive(creator))
+        let st = self.table.get(index);
+        st.origin & (origin::FROM_PEER | origin::PEER_UPDATED) != 0
+            && (!links.peers_alive()
+                || (st.creator != self.cfg.creator && !links.owner_alive(st.creator)))
+    }
+
+    /// Whether state `index` may be probed now: once per [`PROBE_INTERVAL`] at most (an endpoint
+    /// answers an unacceptable segment at most twice a second anyway: Linux's `tcp_invalid_ratelimit`).
+    fn probe_due(&self, index: u32, now: Instant) -> bool {
+        let st = self.table.get(index);
+        st.probed.is_none() || probe_clock(now).wrapping_sub(st.probe_at) >= PROBE_INTERVAL
     }
 
     /// Takes over a state whose updater failed: its copy here lags what the endpoints did through the
@@ -1143,7 +1162,9 @@ impl<B: PacketBuf> Worker<B> {
             return;
         };
         self.counters.hold_probed.inc();
-        self.table.get_mut(index).probed = Some(side.other());
+        let st = self.table.get_mut(index);
+        st.probed = Some(side.other());
+        st.probe_at = probe_clock(now);
         self.modulate(&mut out, &pm, index, src_first);
         self.forward(io, links, out, &pm, ingress, egress, hop, now);
     }
@@ -1170,9 +1191,6 @@ impl<B: PacketBuf> Worker<B> {
                 outcome => {
                     let st = self.table.get_mut(index);
                     st.waiting = st.waiting.saturating_sub(1);
-                    if st.waiting == 0 {
-                        st.probed = None;
-                    }
                     self.counters.record_hold(now.since(w.since));
                     match outcome {
                         Ok(()) => {
@@ -1207,9 +1225,6 @@ impl<B: PacketBuf> Worker<B> {
             if !gone {
                 let st = self.table.get_mut(w.index);
                 st.waiting = st.waiting.saturating_sub(1);
-                if st.waiting == 0 {
-                    st.probed = None;
-                }
                 self.note_hold(w.index, true);
             }
             self.counters.hold_timeout.inc();
@@ -1326,6 +1341,7 @@ impl<B: PacketBuf> Worker<B> {
                     hops: [hop.map_or(HopRef::NONE, |h| h.slot), HopRef::NONE],
                     waiting: 0,
                     probed: None,
+                    probe_at: 0,
                     redirect: RedirectMark::default(),
                 };
                 match self.table.insert(state) {
@@ -2323,6 +2339,7 @@ impl<B: PacketBuf> Worker<B> {
             hops: [HopRef::NONE; 2],
             waiting: 0,
             probed: None,
+            probe_at: 0,
             redirect: RedirectMark::default(),
             origin: origin::FROM_PEER
                 | if record.flags & state_flags::ALLOWOPTS != 0 {

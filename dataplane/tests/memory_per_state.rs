@@ -60,6 +60,7 @@ fn a_million_states_take_at_most_256_bytes_each() {
             hops: [tandem_dataplane::route::HopRef::NONE; 2],
             waiting: 0,
             probed: None,
+            probe_at: 0,
             redirect: Default::default(),
         };
         table.insert(state).expect("room");

@@ -1063,6 +1063,35 @@ fn an_acknowledgement_of_data_b_never_saw_is_cured_by_the_sequence_number_of_the
 }
 
 #[test]
+fn a_packet_beyond_the_margin_on_an_orphaned_state_is_dropped_but_its_probe_lets_the_next_one_pass()
+{
+    // The survivor's copy lags by more than the hold margin (100 KB here): the acknowledgement is dropped
+    // at once, as pf does, and the client is asked where it is; the server's next acknowledgement passes.
+    let (mut b, name) = return_path();
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let mut peers = st.peers;
+    peers[0].seqhi = 1001 + 1_000_000;
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
+            updates: 1,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    b.links.alive.clear();
+    let ack = s2c(5001, 1001 + 300_000, ACK, 0);
+    let probe = b.send(OUTSIDE, ack.clone());
+    assert_eq!(probe.len(), 1, "the probe, not the acknowledgement");
+    assert_eq!(b.counters.held.get(), 0);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+    let answer = c2s(1001 + 300_000, 5001, ACK, 0);
+    assert_eq!(b.send(INSIDE, answer.clone()), [answer]);
+    assert_eq!(b.send(OUTSIDE, ack.clone()), [ack], "the next one passes");
+}
+
+#[test]
 fn a_state_whose_updater_is_alive_waits_for_its_update_and_sends_no_probe() {
     let (mut b, _) = return_path();
     assert!(b.send(OUTSIDE, server_data(5001 + 65535)).is_empty());
