@@ -163,13 +163,11 @@ fn router_error<'a>(
         }
         _ => return None,
     };
-    let start = usize::from(meta.l3_offset);
-    let end = usize::from(meta.l4_offset) + usize::from(meta.ip_payload_len);
     Some(Answer {
         ends,
         kind: AnswerKind::IcmpError {
             error,
-            quoted: frame.get(start..end)?,
+            quoted: crate::wire::build::quote_of(frame, meta)?,
         },
     })
 }

@@ -418,6 +418,24 @@ fn quote_len(ends: &Endpoints, quoted: &[u8]) -> usize {
     quoted.len().min(limit)
 }
 
+/// The part of `frame` (classified as `meta`) an ICMP error about it quotes: the packet from its IP header
+/// to the end of its datagram. `None` when the quote, cut to the RFC limits (576 bytes in all for IPv4,
+/// 1280 for IPv6), could not hold the IP headers and the first 8 bytes of the transport header: an error
+/// the receiver cannot match to a flow helps nobody (an IPv6 packet with over a kilobyte of extension
+/// headers, typically).
+pub fn quote_of<'a>(frame: &'a [u8], meta: &PacketMeta) -> Option<&'a [u8]> {
+    let start = usize::from(meta.l3_offset);
+    let end = usize::from(meta.l4_offset) + usize::from(meta.ip_payload_len);
+    let quoted = frame.get(start..end)?;
+    let limit = match meta.class {
+        EtherClass::Ipv4 => 576 - ipv4::HEADER_LEN - icmpv4::HEADER_LEN,
+        EtherClass::Ipv6 => 1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN,
+        EtherClass::Arp | EtherClass::Other => return None,
+    };
+    let needed = usize::from(meta.l4_offset) - start + 8;
+    (quoted.len().min(limit) >= needed.min(quoted.len())).then_some(quoted)
+}
+
 /// Writes an ICMP error quoting `quoted` (the offending packet from its IP header on, as received; cut to
 /// the RFC limits) into `buf`; returns the frame length.
 pub fn icmp_error_into(
@@ -782,14 +800,11 @@ pub fn unreachable_for<'a>(
     {
         return None;
     }
-    let start = usize::from(meta.l3_offset);
-    let end = usize::from(meta.l4_offset) + usize::from(meta.ip_payload_len);
-    let quoted = frame.get(start..end)?;
     Some(Answer {
         ends: answer_ends(frame, meta, hop_limit)?,
         kind: AnswerKind::IcmpError {
             error: IcmpError::Unreachable(code),
-            quoted,
+            quoted: quote_of(frame, meta)?,
         },
     })
 }
