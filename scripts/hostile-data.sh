@@ -2,7 +2,7 @@
 # Hostile data traffic into a running node, in the namespace cluster: while an iperf3 transfer runs through
 # fw-a, the client's namespace sends fw-a raw frames no stack would send (truncated and oversized headers,
 # bad checksums, illegal TCP flag combinations, overlapping and tiny fragments), then floods it with
-# unique SYNs as fast as this machine can make them against a state limit of 2,000. fw-a must stay up, the
+# 40,000 unique SYNs a second against a state limit of 2,000. fw-a must stay up, the
 # limit must hold (new states are refused and counted while the table is full, as pf does), the
 # established transfer must keep moving, and the counters must say what happened. Bridge netfilter is off in the switch namespace, so that the
 # Linux bridge passes the malformed frames on instead of checking, trimming or reassembling them.
@@ -18,6 +18,10 @@ work=$(mktemp -d /tmp/tandem-hostile-data.XXXXXX)
 profiles=$work/profiles
 mkdir -p "$profiles"
 limit=2000
+# SYNs a second: fifty times the state limit each second, and as much as the flood's sender can make on
+# this machine without taking the CPUs the firewalls and the transfer under test need (unpaced it makes
+# about 145,000 a second and starves everything, itself included).
+flood_rate=40000
 for n in a b; do
   { cat "config/profiles/netns/fw-$n.yaml"; printf '\nlimits:\n  states: %s\n' "$limit"; } > "$profiles/fw-$n.yaml"
 done
@@ -49,7 +53,7 @@ fw_mac=$(ip netns exec tnd-client ip neigh show 198.18.1.1 | awk '{print $5; exi
 [ -n "$fw_mac" ] || { echo "no MAC for fw-a"; exit 1; }
 ip netns exec tnd-client python3 scripts/hostile.py malformed "$fw_mac" > "$work/malformed.out"
 echo "   $(cat "$work/malformed.out")"
-ip netns exec tnd-client python3 scripts/hostile.py synflood "$fw_mac" 5 > "$work/flood.out"
+ip netns exec tnd-client python3 scripts/hostile.py synflood "$fw_mac" 5 "$flood_rate" > "$work/flood.out"
 echo "   $(cat "$work/flood.out")"
 kill -0 "${fw_pid[a]}" 2>/dev/null || fail "fw-a is gone"
 wait "$iperf_pid" && iperf_ok=yes || iperf_ok=no
@@ -72,9 +76,7 @@ moving=$(awk '/sec/ && /bits\/sec/ && !/sender|receiver/ {split($3, t, "-"); if 
 echo "   iperf3: $iperf_ok, $moving of 10 one-second intervals after the attack began moved data"
 
 [ "$iperf_ok" = yes ] || fail "the established transfer failed"
-# Two CPUs carry the flood's sender, both firewalls, iperf3 and both ends of the transfer: the flood may
-# starve the transfer for a second, never for longer.
-[ "$moving" -ge 8 ] || fail "the established transfer stalled during the attack"
+[ "$moving" -ge 9 ] || fail "the established transfer stalled during the attack"
 [ "$states" -le "$limit" ] || fail "$states states, over the limit of $limit"
 [ "$(delta drop_state_limit)" -gt 0 ] || fail "the flood never reached the state limit"
 [ "$(delta drop_malformed)" -gt 0 ] || fail "no malformed frame counted"

@@ -3,7 +3,7 @@
 (eth0, 198.18.1.10) to a firewall's inside MAC, towards the server (198.19.1.10).
 
   hostile.py malformed FW_MAC         one of each kind of malformed or hostile frame, a few times over
-  hostile.py synflood FW_MAC SECONDS  unique SYNs (new source port and address each) as fast as possible
+  hostile.py synflood FW_MAC SECONDS RATE  unique SYNs (new source port and address each), RATE a second
 
 Prints what it sent as one line."""
 
@@ -92,14 +92,15 @@ def main():
             time.sleep(0.05)
         print(f"sent {len(frames)} kinds of malformed or hostile frames, 5 times each")
     elif mode == "synflood":
-        seconds = float(sys.argv[3])
+        seconds, rate = float(sys.argv[3]), float(sys.argv[4])
         # Precomputed SYNs from 240 addresses of the client network (which the rules let out) and 273
         # ports each: unique flows, each a new state if admitted.
         syns = []
         for i in range(65536):
             a = socket.inet_aton("198.18.1.%d" % (11 + i % 240))
             syns.append(frame(mac, src, ipv4(tcp(1024 + i % 60000, 5201, i, 0, SYN, src=a), src=a, ident=i & 0xFFFF)))
-        sent, end = 0, time.monotonic() + seconds
+        start = time.monotonic()
+        sent, end = 0, start + seconds
         while time.monotonic() < end:
             for f in syns[sent % len(syns): sent % len(syns) + 256]:
                 try:
@@ -107,6 +108,10 @@ def main():
                 except BlockingIOError:
                     pass
             sent += 256
+            # Paced: the sender shares the two CPUs with the firewalls and the transfer under test.
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
         print(f"sent {sent} unique SYNs in {seconds:.0f} s ({sent / seconds:,.0f} a second)")
 
 
