@@ -886,6 +886,26 @@ fn return_path_after_a_failed() -> Bench {
     b
 }
 
+/// [`return_path_after_a_failed`], A's last update having told B that the server lets the client send up
+/// to `edge` (its window opened well past what the handshake announced).
+fn return_path_after_a_failed_with_client_edge(edge: u32) -> Bench {
+    let (mut b, name) = return_path();
+    let (_, st) = b.worker.table().iter().next().expect("state");
+    let mut peers = st.peers;
+    peers[0].seqhi = edge;
+    b.links.ops.push_back(PeerOp::Update {
+        update: StateUpdate {
+            name,
+            peers,
+            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
+            updates: 1,
+        },
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    b.links.alive.clear();
+    b
+}
+
 /// The server's data at `seq`, 1448 bytes, as B sees it.
 fn server_data(seq: u32) -> Vec<u8> {
     s2c(seq, 1001, ACK, 1448)
@@ -1028,20 +1048,7 @@ fn a_packet_ahead_of_a_state_whose_updater_failed_is_cured_by_the_endpoints_answ
 fn an_acknowledgement_of_data_b_never_saw_is_cured_by_the_sequence_number_of_the_probes_answer() {
     // The failover case: the client sent 100 KB through A, the server acknowledged it, and A failed
     // before its update reached B. A's last update told B the server's window (300 KB).
-    let (mut b, name) = return_path();
-    let (_, st) = b.worker.table().iter().next().expect("state");
-    let mut peers = st.peers;
-    peers[0].seqhi = 1001 + 300_000;
-    b.links.ops.push_back(PeerOp::Update {
-        update: StateUpdate {
-            name,
-            peers,
-            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
-            updates: 1,
-        },
-    });
-    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
-    b.links.alive.clear();
+    let mut b = return_path_after_a_failed_with_client_edge(1001 + 300_000);
     // The server's acknowledgement runs 100 KB ahead of all B knows the client sent: held, probe sent.
     let ack = s2c(5001, 1001 + 100_000, ACK, 0);
     let probe = b.send(OUTSIDE, ack.clone());
@@ -1067,20 +1074,7 @@ fn a_packet_beyond_the_margin_on_an_orphaned_state_is_dropped_but_its_probe_lets
 {
     // The survivor's copy lags by more than the hold margin (100 KB here): the acknowledgement is dropped
     // at once, as pf does, and the client is asked where it is; the server's next acknowledgement passes.
-    let (mut b, name) = return_path();
-    let (_, st) = b.worker.table().iter().next().expect("state");
-    let mut peers = st.peers;
-    peers[0].seqhi = 1001 + 1_000_000;
-    b.links.ops.push_back(PeerOp::Update {
-        update: StateUpdate {
-            name,
-            peers,
-            timeout: tandem_sync::state::TimeoutClass::TcpEstablished,
-            updates: 1,
-        },
-    });
-    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
-    b.links.alive.clear();
+    let mut b = return_path_after_a_failed_with_client_edge(1001 + 1_000_000);
     let ack = s2c(5001, 1001 + 300_000, ACK, 0);
     let probe = b.send(OUTSIDE, ack.clone());
     assert_eq!(probe.len(), 1, "the probe, not the acknowledgement");
