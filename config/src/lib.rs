@@ -26,8 +26,8 @@ pub use profile::{
 };
 pub use rules::{Direction, Rule, RuleAction, TcpFlagsMatch, proto};
 pub use sync::{
-    AUTH_OVERHEAD, DEFAULT_UDP_PORT, Defer, Hold, MIN_SYNC_MTU, PFSYNC_GROUP, REDIRECT_OVERHEAD,
-    Redirect, SyncLink, SyncPeer, SyncSettings, Transport, UpdatePolicy,
+    AUTH_OVERHEAD, DEFAULT_UDP_PORT, Defer, Delivery, Hold, MIN_SYNC_MTU, PFSYNC_GROUP,
+    REDIRECT_OVERHEAD, Redirect, SyncLink, SyncPeer, SyncSettings, Transport, UpdatePolicy,
 };
 
 /// Reads and validates the profile at `path`. Relative paths inside it (the sync key file) are taken

@@ -1,6 +1,6 @@
 //! The `sync` section: where state sync runs (a DPDK port or a kernel interface, and on which core), how
 //! packets travel (raw IP protocol 240 to the pfsync group or to unicast peers, or UDP), deferral, batching,
-//! the update policy, peer liveness, bulk updates and authentication.
+//! the update policy, peer liveness, bulk updates, acknowledged delivery and authentication.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -99,6 +99,30 @@ impl Hold {
     };
 }
 
+/// Acknowledged delivery (a Tandem extension every node of the cluster must have on): numbered sync
+/// packets, acknowledgements and gap reports, and resends of lost states as they are now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Whether it is on (off: pfsync's fire-and-forget).
+    pub acknowledged: bool,
+    /// The longest a receiver waits before acknowledging, in microseconds.
+    pub ack_delay_us: u32,
+    /// A packet unacknowledged this long has its states sent again, in milliseconds.
+    pub resend_after_ms: u32,
+    /// State names the resend queue holds at most.
+    pub resend_queue: u32,
+}
+
+impl Delivery {
+    /// The defaults: off; 2 ms, 20 ms, 131,072 names (conntrackd's resend queue size).
+    pub const DEFAULT: Delivery = Delivery {
+        acknowledged: false,
+        ack_delay_us: 2_000,
+        resend_after_ms: 20,
+        resend_queue: 131_072,
+    };
+}
+
 /// Owner redirect: whether frames of a state this node cannot check in time travel over the sync link to
 /// the node that owns the state (its creator), which checks and forwards them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,6 +183,8 @@ pub struct SyncSettings {
     pub hold: Hold,
     /// Owner redirect (a Tandem extension: every node of the cluster must have the same setting).
     pub redirect: Redirect,
+    /// Acknowledged delivery.
+    pub delivery: Delivery,
     /// A peer silent this long is considered gone.
     pub peer_dead_ms: u32,
     /// We send at least one packet this often, so peers know we are alive.
@@ -459,6 +485,10 @@ pub(crate) fn decode_sync(
             }
         },
     };
+    let delivery = match f.node("delivery") {
+        None => Delivery::DEFAULT,
+        Some(n) => decode_delivery(d, &n).unwrap_or(Delivery::DEFAULT),
+    };
     let peer_dead_ms = bounded(&mut f, d, "peer-dead-ms", 3000, 10, 600_000);
     let keepalive_ms = bounded(&mut f, d, "keepalive-ms", 1000, 1, 60_000);
     if keepalive_ms >= peer_dead_ms {
@@ -510,6 +540,7 @@ pub(crate) fn decode_sync(
         defer,
         hold,
         redirect,
+        delivery,
         peer_dead_ms,
         keepalive_ms,
         bulk_rate_mbit,
@@ -537,6 +568,31 @@ fn decode_peer_limits(d: &mut Decoder, node: &Node<'_>) -> Option<PeerLimits> {
     Some(PeerLimits {
         states_per_peer,
         requests_per_sec,
+    })
+}
+
+fn decode_delivery(d: &mut Decoder, node: &Node<'_>) -> Option<Delivery> {
+    let mut f = d.fields(node)?;
+    let x = Delivery::DEFAULT;
+    let acknowledged = f.or(d, "acknowledged", x.acknowledged);
+    let ack_delay_us = bounded(&mut f, d, "ack-delay-us", x.ack_delay_us, 1, 1_000_000);
+    let resend_after_ms = bounded(&mut f, d, "resend-after-ms", x.resend_after_ms, 1, 60_000);
+    let resend_queue = bounded(&mut f, d, "resend-queue", x.resend_queue, 64, 1 << 24);
+    if u64::from(resend_after_ms) * 1000 <= u64::from(ack_delay_us) {
+        d.error(
+            f.path(),
+            format!(
+                "resend-after-ms ({resend_after_ms}) must be longer than ack-delay-us \
+                 ({ack_delay_us}): a packet would be sent again before its acknowledgement is due"
+            ),
+        );
+    }
+    f.finish(d);
+    Some(Delivery {
+        acknowledged,
+        ack_delay_us,
+        resend_after_ms,
+        resend_queue,
     })
 }
 

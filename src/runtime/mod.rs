@@ -172,7 +172,29 @@ fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
         bulk_timeout: Duration::millis(u64::from(sync.bulk_timeout_ms)),
         bulk_retries: sync.bulk_retries,
         request_interval: Duration::millis(50),
+        delivery: sync
+            .delivery
+            .acknowledged
+            .then(|| tandem_sync::engine::DeliveryConfig {
+                epoch: run_epoch(),
+                ack_delay: Duration::micros(u64::from(sync.delivery.ack_delay_us)),
+                resend_after: Duration::millis(u64::from(sync.delivery.resend_after_ms)),
+                give_up: Duration::millis(u64::from(sync.peer_dead_ms)),
+                queue_limit: sync.delivery.resend_queue as usize,
+            }),
     })
+}
+
+/// This run's epoch for acknowledged delivery: different on every start (the clock's nanoseconds mixed
+/// with the process id), never 0.
+fn run_epoch() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32);
+    x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 29;
+    (x as u32).max(1)
 }
 
 /// The IPv4 address of a kernel interface, read from `ip -o -4 addr show dev IF`.

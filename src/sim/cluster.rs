@@ -16,7 +16,7 @@
 //! link has a latency and no bandwidth limit, except the sync links (one per ordered pair of nodes), which
 //! have latency, bandwidth and loss of their own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -35,11 +35,12 @@ use tandem_dataplane::worker::{
     ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
 };
 use tandem_sync::engine::{Destination, Engine, EngineConfig, Policy, ShardMap};
-use tandem_sync::event::{LocalEvent, PeerOp, StateRecord};
+use tandem_sync::event::{LocalEvent, PeerOp, StateName, StateRecord};
 use tandem_sync::identity::CreatorId;
 use tandem_sync::packetizer::Encapsulation;
 use tandem_sync::policy::{MAX_ACK_WINDOW, PushPolicy, WindowBudget};
 use tandem_sync::seq;
+use tandem_sync::state::TcpPeer;
 use tandem_sync::time::Duration;
 
 use super::net::{EventQueue, Link, LinkConfig, Ns};
@@ -182,6 +183,10 @@ pub struct Scenario {
     pub redirect: Redirect,
     /// Each flow's packet rate (full-sized frames a second on the client's access link).
     pub flow_pps: f64,
+    /// Bytes each client sends, then falls silent (the connection stays open); `u64::MAX`: until the end.
+    pub flow_bytes: u64,
+    /// Acknowledged delivery on the sync engines (numbered packets, acknowledgements, resends).
+    pub acknowledged: bool,
     /// TCP payload per full segment.
     pub mss: u32,
     /// One-way latency of every data hop (host to firewall, firewall to host).
@@ -227,6 +232,8 @@ impl Default for Scenario {
             hold: false,
             redirect: Redirect::Off,
             flow_pps: 10_000.0,
+            flow_bytes: u64::MAX,
+            acknowledged: false,
             mss: 1448,
             hop_latency: Ns::micros(2),
             queue_frames: 256,
@@ -405,6 +412,11 @@ pub struct Report {
     pub ins_resent: u64,
     /// Frames redirected to their states' owners over the sync link (owner redirect), all nodes.
     pub redirected: u64,
+    /// At the end, states on which two live nodes' sync engines disagree (one lacks it, or their views
+    /// of a side differ): zero once sync has caught up with flows that fell silent.
+    pub diverged: usize,
+    /// Acknowledged delivery: packets whose states were sent again (on a gap report or a timeout).
+    pub resent_packets: u64,
 }
 
 impl Report {
@@ -676,6 +688,15 @@ fn engine_config(sc: &Scenario, node: usize) -> EngineConfig {
         bulk_timeout: Duration::millis(50),
         bulk_retries: 3,
         request_interval: Duration::millis(50),
+        delivery: sc
+            .acknowledged
+            .then(|| tandem_sync::engine::DeliveryConfig {
+                epoch: 1 + node as u32,
+                ack_delay: Duration::micros(500),
+                resend_after: Duration::millis(5),
+                give_up: Duration::millis(100),
+                queue_limit: 131_072,
+            }),
         limits: tandem_sync::engine::PeerLimits::default(),
     }
 }
@@ -912,7 +933,7 @@ impl Simulation {
         match event {
             Event::Start { flow } => {
                 let f = &mut self.flows[flow];
-                f.client = TcpEndpoint::client(f.client_cfg, now.instant(), u64::MAX);
+                f.client = TcpEndpoint::client(f.client_cfg, now.instant(), self.sc.flow_bytes);
                 f.started = true;
                 self.host_output(flow, false);
             }
@@ -1379,6 +1400,8 @@ impl Simulation {
                 r.released_by_timeout += s.released_by_timeout;
                 r.update_requests += s.requests_sent;
                 r.ins_resent += s.ins_resent;
+                r.resent_packets +=
+                    s.delivery.sender.resent_on_nack + s.delivery.sender.resent_on_timeout;
             }
         }
         r.hold_p99_us = tandem_dataplane::counters::quantile_of(&hold_times, 0.99);
@@ -1394,8 +1417,46 @@ impl Simulation {
         r.sync_bytes = self.sync_bytes;
         r.sync_lost = self.sync_links.iter().map(|l| l.stats().losses).sum();
         r.lag = Percentiles::of(self.lag.clone());
+        r.diverged = self.diverged();
         r
     }
+
+    /// States on which the live nodes' engines disagree.
+    fn diverged(&self) -> usize {
+        let views: Vec<HashMap<StateName, [TcpPeer; 2]>> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .filter_map(|n| n.engine.as_ref())
+            .map(|e| e.state_views().collect())
+            .collect();
+        let Some(first) = views.first() else {
+            return 0;
+        };
+        let mut names: Vec<&StateName> = views.iter().flat_map(|v| v.keys()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|name| {
+                let a = first.get(name);
+                views.iter().any(|v| {
+                    let b = v.get(name);
+                    match (a, b) {
+                        (Some(a), Some(b)) => !same_view(a, b),
+                        _ => true,
+                    }
+                })
+            })
+            .count()
+    }
+}
+
+/// Whether two views of a state's sides agree on what pf's checks read.
+fn same_view(a: &[TcpPeer; 2], b: &[TcpPeer; 2]) -> bool {
+    a.iter().zip(b).all(|(x, y)| {
+        x.seqlo == y.seqlo && x.seqhi == y.seqhi && x.max_win == y.max_win && x.state == y.state
+    })
 }
 
 /// Runs `sc` to the end.

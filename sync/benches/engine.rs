@@ -43,6 +43,7 @@ fn config(me: u8, peer: u8) -> EngineConfig {
         bulk_timeout: Duration::secs(3600),
         bulk_retries: 1,
         request_interval: Duration::millis(50),
+        delivery: None,
         limits: tandem_sync::engine::PeerLimits::default(),
     }
 }

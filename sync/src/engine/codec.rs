@@ -302,8 +302,12 @@ pub(crate) fn decode(
     let packet = PfsyncPacket::new_checked(payload)?;
     for section in packet.sections() {
         let section = section?;
+        let code = section.subheader().code;
+        if wire::delivery::is_delivery(code) {
+            decode_delivery(&section, &mut each);
+            continue;
+        }
         if section.action().is_none() {
-            let code = section.subheader().code;
             each(Err(Skipped::Section(if wire::is_legacy(code) {
                 SkippedSection::Legacy
             } else if Action::from_code(code).is_some() {
@@ -316,6 +320,29 @@ pub(crate) fn decode(
         decode_section(&section, &mut each)?;
     }
     Ok(())
+}
+
+/// The messages of one of Tandem's delivery sections (skipped whole, like any unknown section, when its
+/// messages are shorter than their size; one with host id 0 is a bad value).
+fn decode_delivery(section: &wire::Section<'_>, each: &mut impl FnMut(Result<Incoming, Skipped>)) {
+    let sub = section.subheader();
+    let code = sub.code;
+    let len = sub.message_len();
+    if len < wire::delivery::message_len(code) {
+        each(Err(Skipped::Section(SkippedSection::Short)));
+        return;
+    }
+    for bytes in section
+        .body()
+        .chunks_exact(len)
+        .take(usize::from(sub.count))
+    {
+        each(
+            wire::delivery::Delivery::parse(code, bytes)
+                .map(Incoming::Delivery)
+                .ok_or(Skipped::BadValue),
+        );
+    }
 }
 
 /// The messages of one parsed section, as [`decode`] gives them.
@@ -378,9 +405,11 @@ fn decode_section(
     Ok(())
 }
 
-/// The counter slot and wire size of a received message.
-pub(crate) fn action_and_size(message: &Incoming) -> (usize, usize) {
+/// The counter slot and wire size of a received pfsync message (`None` for Tandem's delivery messages,
+/// counted apart).
+pub(crate) fn action_and_size(message: &Incoming) -> Option<(usize, usize)> {
     let action = match message {
+        Incoming::Delivery(_) => return None,
         Incoming::Clr(_) => Action::Clr,
         Incoming::InsAck(_) => Action::InsAck,
         Incoming::UpdC(_) => Action::UpdC,
@@ -390,7 +419,7 @@ pub(crate) fn action_and_size(message: &Incoming) -> (usize, usize) {
         Incoming::Upd(_) => Action::Upd,
         Incoming::Bus(..) => Action::Bus,
     };
-    slot(action)
+    Some(slot(action))
 }
 
 /// The counter slot and wire size of a message to send.

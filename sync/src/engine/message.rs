@@ -63,4 +63,6 @@ pub enum Incoming {
     Upd(StateRecord),
     /// BUS.
     Bus(CreatorId, BulkStatus),
+    /// Acknowledged delivery (a Tandem section): a packet's number, or an acknowledgement.
+    Delivery(crate::wire::delivery::Delivery),
 }

@@ -19,6 +19,7 @@
 //! - Any number of peers, unicast or on the multicast group, each with its liveness.
 
 mod codec;
+pub mod delivery;
 mod message;
 pub mod peers;
 pub mod stats;
@@ -29,6 +30,7 @@ use std::net::Ipv4Addr;
 use hashbrown::HashMap;
 
 pub use codec::Encapsulation;
+pub use delivery::DeliveryConfig;
 pub use message::{BulkStatus, Incoming, Outgoing};
 pub use peers::{Peer, PeerIndex, Peers};
 pub use stats::{EngineStats, Histogram};
@@ -41,6 +43,11 @@ use crate::merge;
 use crate::policy::{RateEstimate, WindowBudget, time_to_send};
 use crate::state::{TcpPeer, TimeoutClass, state_flags};
 use crate::time::{Duration, Instant};
+use crate::wire::{
+    self,
+    delivery::{Delivery, SEQ_SECTION_LEN},
+};
+use delivery::{Arrival, Item, Sender, Stream};
 
 /// Which worker owns a peer's state: the same function the NIC's RSS (or the software dispatch) applies to
 /// its packets, so that the state lands where its packets will.
@@ -108,6 +115,9 @@ pub struct EngineConfig {
     pub bulk_retries: u32,
     /// The shortest interval between two update requests for the same state.
     pub request_interval: Duration,
+    /// Acknowledged delivery (a Tandem extension every peer must have on); `None`: pfsync's
+    /// fire-and-forget.
+    pub delivery: Option<DeliveryConfig>,
 }
 
 /// What one peer may make this node hold or do; past a limit its messages are refused and counted.
@@ -266,6 +276,17 @@ pub struct Engine<M: ShardMap> {
     ops: Vec<VecDeque<PeerOp>>,
     last_sent: Instant,
     stats: EngineStats,
+    /// Acknowledged delivery: our stream.
+    sender: Option<Sender>,
+    /// Acknowledged delivery: each peer's stream, by peer index.
+    streams: Vec<Option<Stream>>,
+    /// What the packet being built carries, for its resend entry.
+    building: Vec<Item>,
+    /// The time of the call being handled.
+    clock: Instant,
+    /// Peers owed a bulk update (a restart seen, or packets missed that the resend queue let go), sent
+    /// as soon as the per-peer bulk interval allows.
+    owed_bulk: u64,
 }
 
 impl<M: ShardMap> std::fmt::Debug for Engine<M> {
@@ -297,7 +318,13 @@ impl<M: ShardMap> Engine<M> {
         if cfg.peers.len() > peers::MAX_PEERS {
             return Err(EngineError::TooManyPeers);
         }
-        let encoder = codec::Encoder::new(cfg.mtu, cfg.encapsulation)
+        // A numbered packet ends with its sequence section: room is kept for it.
+        let reserved = if cfg.delivery.is_some() {
+            SEQ_SECTION_LEN as u16
+        } else {
+            0
+        };
+        let encoder = codec::Encoder::new(cfg.mtu.saturating_sub(reserved), cfg.encapsulation)
             .ok_or(EngineError::MtuTooSmall(cfg.mtu))?;
         let workers = cfg.workers.max(1);
         Ok(Engine {
@@ -328,6 +355,11 @@ impl<M: ShardMap> Engine<M> {
             ops: (0..workers).map(|_| VecDeque::new()).collect(),
             last_sent: now,
             stats: EngineStats::default(),
+            sender: cfg.delivery.map(Sender::new),
+            streams: Vec::new(),
+            building: Vec::new(),
+            clock: now,
+            owed_bulk: 0,
             cfg,
         })
     }
@@ -361,6 +393,12 @@ impl<M: ShardMap> Engine<M> {
     /// States the engine knows.
     pub fn states(&self) -> usize {
         self.states.len()
+    }
+
+    /// Every state the engine knows with its view of both sides: what a peer's engine holds for the same
+    /// name once sync has caught up (the simulator's convergence check).
+    pub fn state_views(&self) -> impl Iterator<Item = (StateName, [TcpPeer; 2])> + '_ {
+        self.states.iter().map(|(name, e)| (*name, e.now))
     }
 
     /// Packets held by deferral now.
@@ -399,6 +437,7 @@ impl<M: ShardMap> Engine<M> {
 
     /// Handles an event from `worker`.
     pub fn handle_event(&mut self, now: Instant, worker: usize, event: LocalEvent) {
+        self.clock = now;
         match event {
             LocalEvent::Inserted {
                 record,
@@ -628,6 +667,7 @@ impl<M: ShardMap> Engine<M> {
     /// Handles a sync packet's payload (pfsync header onwards) from `from`. The caller has checked the IP
     /// header (protocol, TTL 255, ingress port) and authentication.
     pub fn handle_datagram(&mut self, now: Instant, from: Ipv4Addr, payload: &[u8]) {
+        self.clock = now;
         // On the group, a node with no configured peers takes anyone who speaks there as a peer (with
         // authentication on, only holders of the key get this far); configured peers are the only ones.
         let discover = self.cfg.multicast && self.cfg.peers.is_empty();
@@ -654,6 +694,10 @@ impl<M: ShardMap> Engine<M> {
         }
         self.stats.packets_in += 1;
         self.stats.bytes_in += payload.len() as u64;
+        if revived {
+            // Acknowledgements start over with a peer that was gone (both sides do a bulk update).
+            self.forget_stream(peer);
+        }
         if revived && self.peer_was_known(peer) {
             // A peer we had lost is back: ask it for everything it holds, since both sides missed updates.
             self.q_req.push(None);
@@ -668,9 +712,228 @@ impl<M: ShardMap> Engine<M> {
             self.q_req.push(None);
             self.flush_now = true;
         }
+        let duplicate = self.arrival(now, peer, &messages) == Some(Arrival::Duplicate);
         for message in messages {
+            // A packet received twice: its states were applied the first time.
+            if duplicate && !matches!(message, Incoming::Delivery(_)) {
+                continue;
+            }
             self.incoming(now, peer, message);
         }
+    }
+
+    /// Acknowledged delivery: records a numbered packet in its sender's stream (a new epoch is a restart:
+    /// the peer lost our states and gets a bulk update). `None` for an unnumbered packet, or with delivery
+    /// off.
+    fn arrival(&mut self, now: Instant, peer: PeerIndex, messages: &[Incoming]) -> Option<Arrival> {
+        let cfg = *self.sender.as_ref()?.config();
+        // A numbered packet's SEQ, or an unnumbered one's EPOCH (no number).
+        let (sender, epoch, seq, low) = messages.iter().find_map(|m| match *m {
+            Incoming::Delivery(Delivery::Seq {
+                sender,
+                epoch,
+                seq,
+                low,
+            }) => Some((sender, epoch, Some(seq), low)),
+            Incoming::Delivery(Delivery::Epoch { sender, epoch, low }) => {
+                Some((sender, epoch, None, low))
+            }
+            _ => None,
+        })?;
+        if self.peers.get(peer).host_id.is_some_and(|h| h != sender) {
+            // A number in someone else's stream: not this peer's to give.
+            self.stats.creator_conflicts += 1;
+            return None;
+        }
+        if self.streams.len() <= peer {
+            self.streams.resize(peer + 1, None);
+        }
+        let arrival = match (&mut self.streams[peer], seq) {
+            (Some(s), Some(seq)) if s.sender == sender && s.epoch == epoch => {
+                s.arrive(seq, low, now, &cfg)
+            }
+            (Some(s), None) if s.sender == sender && s.epoch == epoch => {
+                s.close_below(low);
+                Arrival::New
+            }
+            (slot, seq) => {
+                let restarted = slot.is_some();
+                let s = slot.insert(match seq {
+                    Some(seq) => Stream::new(sender, epoch, seq),
+                    None => Stream::announced(sender, epoch, low),
+                });
+                if let Some(seq) = seq {
+                    s.arrive(seq, low, now, &cfg);
+                }
+                if restarted {
+                    Arrival::Restarted
+                } else {
+                    Arrival::New
+                }
+            }
+        };
+        match arrival {
+            Arrival::Duplicate => self.stats.delivery.duplicates += 1,
+            Arrival::Restarted => {
+                self.stats.delivery.peer_restarts += 1;
+                if let Some(tx) = &mut self.sender {
+                    tx.forget(peer);
+                }
+                self.owe_bulk(now, peer);
+            }
+            Arrival::New => {}
+        }
+        Some(arrival)
+    }
+
+    /// Forgets a peer's stream and its acknowledgements of ours.
+    fn forget_stream(&mut self, peer: PeerIndex) {
+        if let Some(s) = self.streams.get_mut(peer) {
+            *s = None;
+        }
+        if let Some(tx) = &mut self.sender {
+            tx.forget(peer);
+        }
+    }
+
+    /// A peer's acknowledgement or gap report about a stream (ours, or another peer's on the group).
+    fn delivery_report(&mut self, now: Instant, peer: PeerIndex, report: Delivery) {
+        let alive = self.peers.alive_mask();
+        let Some(tx) = &mut self.sender else {
+            return;
+        };
+        let epoch = tx.config().epoch;
+        match report {
+            Delivery::Seq { .. } | Delivery::Epoch { .. } => {}
+            Delivery::Ack { sender, .. } | Delivery::Nack { sender, .. }
+                if sender != self.cfg.creator => {}
+            Delivery::Ack { epoch: e, .. } | Delivery::Nack { epoch: e, .. } if e != epoch => {
+                self.stats.delivery.acks_ignored += 1;
+            }
+            Delivery::Ack { through, .. } => {
+                self.stats.delivery.acks_received += 1;
+                tx.acknowledged(peer, through, now, alive);
+            }
+            Delivery::Nack { first, last, .. } => {
+                self.stats.delivery.gaps_received += 1;
+                let items = tx.missing(first, last);
+                self.resend(now, items);
+            }
+        }
+        self.delivery_bookkeeping(now);
+    }
+
+    /// Copies the sender's counters and starts the bulk updates it found necessary.
+    fn delivery_bookkeeping(&mut self, now: Instant) {
+        let Some(tx) = &mut self.sender else {
+            return;
+        };
+        self.stats.delivery.sender = tx.counts();
+        let mask = tx.take_needs_bulk();
+        for peer in 0..self.peers.len() {
+            if mask & (1 << peer) != 0 && self.peers.get(peer).alive {
+                self.stats.delivery.bulks_for_missed += 1;
+                self.owe_bulk(now, peer);
+            }
+        }
+    }
+
+    /// Sends `peer` a bulk update now, or once the bulk interval since its last one has passed.
+    fn owe_bulk(&mut self, now: Instant, peer: PeerIndex) {
+        self.owed_bulk |= 1 << peer;
+        self.serve_owed_bulks(now);
+    }
+
+    /// Starts the owed bulk updates the interval allows, one at a time.
+    fn serve_owed_bulks(&mut self, now: Instant) {
+        for peer in 0..self.peers.len() {
+            if self.owed_bulk & (1 << peer) == 0 || self.bulk_out.is_some() {
+                continue;
+            }
+            if !self.peers.get(peer).alive {
+                self.owed_bulk &= !(1 << peer);
+            } else if self.bulk_allowed_at(peer) <= now {
+                self.owed_bulk &= !(1 << peer);
+                self.bulk_requested(now, peer);
+            }
+        }
+    }
+
+    /// When `peer` may next have a bulk update.
+    fn bulk_allowed_at(&self, peer: PeerIndex) -> Instant {
+        self.peers
+            .get(peer)
+            .bulk_served
+            .map_or(Instant::ZERO, |t| t + BULK_INTERVAL)
+    }
+
+    /// Queues again, as they are now, what a lost packet carried: a full state is read again from its
+    /// worker, a compressed update is sent from the engine's view, a delete whose state is still gone and
+    /// a clear go again.
+    fn resend(&mut self, now: Instant, items: Vec<Item>) {
+        if items.is_empty() {
+            return;
+        }
+        for item in items {
+            self.stats.delivery.states_resent += 1;
+            match item {
+                Item::Full(name) => {
+                    if let Some(entry) = self.states.get(&name) {
+                        let worker = usize::from(entry.worker);
+                        self.op(worker, PeerOp::ReadOne { name });
+                    }
+                }
+                Item::Compressed(name) => self.queue_update(now, name),
+                Item::Delete(name) => {
+                    if !self.states.contains_key(&name) {
+                        self.q_delc.push(name);
+                        self.pending_bytes += codec::SMALL_LEN;
+                    }
+                }
+                Item::Clear(creator) => self.q_clr.push(creator),
+            }
+        }
+        self.flush_now = true;
+    }
+
+    /// Sends the acknowledgements and gap reports due, in one packet of their own.
+    fn send_acknowledgements(&mut self, now: Instant) {
+        let Some(cfg) = self.sender.as_ref().map(|tx| *tx.config()) else {
+            return;
+        };
+        let mut acks = Vec::new();
+        let mut gaps = Vec::new();
+        for s in self.streams.iter_mut().flatten() {
+            if let Some((through, missing)) = s.report(now, &cfg) {
+                acks.push(Delivery::Ack {
+                    sender: s.sender,
+                    epoch: s.epoch,
+                    through,
+                });
+                gaps.extend(missing.into_iter().map(|(first, last)| Delivery::Nack {
+                    sender: s.sender,
+                    epoch: s.epoch,
+                    first,
+                    last,
+                }));
+            }
+        }
+        if acks.is_empty() {
+            return;
+        }
+        // At most 64 acknowledgements (768 bytes) fit any sync MTU; gap reports fill what is left, and a
+        // report left out is made again after half the resend interval.
+        let room = self
+            .encoder
+            .capacity()
+            .saturating_sub(2 * wire::SUBHEADER_LEN + 12 * acks.len());
+        gaps.truncate(room / 16);
+        self.stats.delivery.acks_sent += acks.len() as u64;
+        self.stats.delivery.gaps_reported += gaps.len() as u64;
+        let mut payload = self.encoder.empty_packet();
+        wire::delivery::append(&mut payload, &acks);
+        wire::delivery::append(&mut payload, &gaps);
+        self.emit(Destination::Group, payload, Vec::new());
     }
 
     fn peer_was_known(&self, peer: PeerIndex) -> bool {
@@ -679,10 +942,12 @@ impl<M: ShardMap> Engine<M> {
     }
 
     fn incoming(&mut self, now: Instant, peer: PeerIndex, message: Incoming) {
-        let (action, size) = codec::action_and_size(&message);
-        self.stats.received[action].messages += 1;
-        self.stats.received[action].bytes += size as u64;
+        if let Some((action, size)) = codec::action_and_size(&message) {
+            self.stats.received[action].messages += 1;
+            self.stats.received[action].bytes += size as u64;
+        }
         match message {
+            Incoming::Delivery(report) => self.delivery_report(now, peer, report),
             Incoming::Clr(creator) if self.peers.get(peer).host_id != Some(creator) => {
                 // pf's CLR clears its sender's states (`pfctl -F states`); one naming anyone else's
                 // (ours, or another peer's) would wipe states their owner still holds.
@@ -839,18 +1104,27 @@ impl<M: ShardMap> Engine<M> {
                 }
             };
         if echo {
-            if entry.changed_at.is_none() {
-                entry.changed_at = Some(now);
-            }
-            if entry.queued == Queued::Nothing {
-                entry.queued = Queued::UpdC;
-                self.q_updc.push(name);
-                self.pending_bytes += codec::UPD_C_LEN;
-            }
+            self.queue_update(now, name);
             self.schedule_change(now, name, now);
         }
         self.release_on_update(name);
         self.op(worker, PeerOp::Update { update });
+    }
+
+    /// Queues our current view of a state we know as a compressed update (unless a message of it is
+    /// queued already), as changed at `now` if nothing was pending.
+    fn queue_update(&mut self, now: Instant, name: StateName) {
+        let Some(entry) = self.states.get_mut(&name) else {
+            return;
+        };
+        if entry.changed_at.is_none() {
+            entry.changed_at = Some(now);
+        }
+        if entry.queued == Queued::Nothing {
+            entry.queued = Queued::UpdC;
+            self.q_updc.push(name);
+            self.pending_bytes += codec::UPD_C_LEN;
+        }
     }
 
     /// Sends an acknowledgement for a peer's insert.
@@ -1070,13 +1344,33 @@ impl<M: ShardMap> Engine<M> {
         }
         consider(Some(self.last_sent + self.cfg.keepalive));
         consider(self.peers.next_death(self.cfg.peer_dead));
+        consider(
+            (0..self.peers.len())
+                .filter(|p| self.owed_bulk & (1 << p) != 0)
+                .map(|p| self.bulk_allowed_at(p))
+                .min(),
+        );
+        if let Some(tx) = &self.sender {
+            consider(tx.next_due(self.peers.alive_mask()));
+            consider(
+                self.streams
+                    .iter()
+                    .flatten()
+                    .filter_map(Stream::due_at)
+                    .min(),
+            );
+        }
         next
     }
 
     /// Runs whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = now;
         // Peers that went silent are no longer waited for.
         let change = self.peers.expire(now, self.cfg.peer_dead);
+        for &peer in &change.died {
+            self.forget_stream(peer);
+        }
         if !change.died.is_empty() {
             let mask = change.died.iter().fold(0u64, |m, i| m | 1 << i);
             let names: Vec<StateName> = self.deferrals.keys().copied().collect();
@@ -1159,13 +1453,20 @@ impl<M: ShardMap> Engine<M> {
             _ => {}
         }
         self.pump_bulk(now);
+        self.serve_owed_bulks(now);
+        if let Some(tx) = &mut self.sender {
+            let items = tx.due(now, self.peers.alive_mask());
+            self.resend(now, items);
+            self.delivery_bookkeeping(now);
+        }
         if self.flush_now || self.flush_at.is_some_and(|t| t <= now) {
             self.flush(now);
         }
+        self.send_acknowledgements(now);
         if now.since(self.last_sent) >= self.cfg.keepalive && self.tx.is_empty() {
             // An empty pfsync packet (a header with no sections) tells peers we are alive; pfsync accepts it.
             let payload = self.encoder.empty_packet();
-            self.emit(Destination::Group, payload);
+            self.emit(Destination::Group, payload, Vec::new());
         }
     }
 
@@ -1246,7 +1547,14 @@ impl<M: ShardMap> Engine<M> {
             .push(message, &mut |payload: &[u8]| done.push(payload.to_vec()));
         let bytes = done.iter().map(Vec::len).sum();
         for payload in done {
-            self.emit(to, payload);
+            // The completed packet holds what was pushed before this message.
+            let items = std::mem::take(&mut self.building);
+            self.emit(to, payload, items);
+        }
+        if self.sender.is_some()
+            && let Some(item) = item_of(message)
+        {
+            self.building.push(item);
         }
         bytes
     }
@@ -1256,13 +1564,39 @@ impl<M: ShardMap> Engine<M> {
         self.encoder
             .flush(&mut |payload: &[u8]| done.push(payload.to_vec()));
         let bytes = done.iter().map(Vec::len).sum();
+        let mut items = std::mem::take(&mut self.building);
         for payload in done {
-            self.emit(to, payload);
+            self.emit(to, payload, std::mem::take(&mut items));
         }
         bytes
     }
 
-    fn emit(&mut self, to: Destination, payload: Vec<u8>) {
+    /// Queues a packet for `to`. With acknowledged delivery, a packet to the group that carries states
+    /// (`items`) is numbered: its sequence section goes last, and the sender remembers what it carried.
+    fn emit(&mut self, to: Destination, mut payload: Vec<u8>, items: Vec<Item>) {
+        if let Some(tx) = &mut self.sender {
+            let sender = self.cfg.creator;
+            let epoch = tx.config().epoch;
+            let section = if to == Destination::Group && !items.is_empty() {
+                let (seq, low) = tx.number(self.clock, items, self.peers.alive_mask());
+                self.stats.delivery.sender = tx.counts();
+                Delivery::Seq {
+                    sender,
+                    epoch,
+                    seq,
+                    low,
+                }
+            } else {
+                // Unnumbered (requests, bulk status, acknowledgements, keepalives, a bulk to one peer):
+                // it still names our epoch, so a restart shows in whatever we send first.
+                Delivery::Epoch {
+                    sender,
+                    epoch,
+                    low: tx.low(),
+                }
+            };
+            wire::delivery::append(&mut payload, &[section]);
+        }
         self.stats.packets_out += 1;
         self.stats.bytes_out += payload.len() as u64;
         match (to, self.cfg.multicast) {
@@ -1296,6 +1630,17 @@ impl<M: ShardMap> Engine<M> {
             buffer.clear();
             self.spare.push(buffer);
         }
+    }
+}
+
+/// What a message carries that a lost packet would need sent again.
+fn item_of(message: &Outgoing) -> Option<Item> {
+    match message {
+        Outgoing::UpdC(u) => Some(Item::Compressed(u.name)),
+        Outgoing::Ins { record, .. } | Outgoing::Upd(record) => Some(Item::Full(record.name)),
+        Outgoing::DelC(name) => Some(Item::Delete(*name)),
+        Outgoing::Clr(creator) => Some(Item::Clear(*creator)),
+        Outgoing::InsAck(_) | Outgoing::UpdReq(_) | Outgoing::Bus(..) => None,
     }
 }
 

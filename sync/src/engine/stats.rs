@@ -1,6 +1,7 @@
 //! The engine's counters, one per event worth telling an operator about, in the manner of OpenBSD's
 //! `pfsyncstats` (a named counter per drop reason), plus latency histograms for sync lag and IACK.
 
+use super::delivery::SenderCounts;
 use crate::time::Duration;
 
 /// A latency histogram with power-of-two microsecond buckets (bucket `i` holds values below `2^i` us).
@@ -162,4 +163,31 @@ pub struct EngineStats {
     pub bulk_failures: u64,
     /// Events the engine could not attribute (snapshots of unknown requests, updates of unknown states).
     pub stray_events: u64,
+    /// Acknowledged delivery (all zero when it is off).
+    pub delivery: DeliveryStats,
+}
+
+/// Acknowledged delivery's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Our stream: packets numbered, sent again, let go, peers given up on.
+    pub sender: SenderCounts,
+    /// Acknowledgements sent (one per peer's stream per report).
+    pub acks_sent: u64,
+    /// Gaps (runs of missing packets) we reported.
+    pub gaps_reported: u64,
+    /// Acknowledgements of our stream received.
+    pub acks_received: u64,
+    /// Gaps in our stream peers reported.
+    pub gaps_received: u64,
+    /// Numbered packets received twice (their states ignored).
+    pub duplicates: u64,
+    /// Peers seen restarting (a new epoch): each was sent a bulk update.
+    pub peer_restarts: u64,
+    /// States, deletes and clears queued again for a lost packet (as they are now).
+    pub states_resent: u64,
+    /// Bulk updates started for a peer that missed packets the resend queue no longer held.
+    pub bulks_for_missed: u64,
+    /// Acknowledgements naming numbers of our stream we never sent, or an epoch not ours: ignored.
+    pub acks_ignored: u64,
 }

@@ -25,6 +25,7 @@ use std::ops::Range;
 mod action;
 mod bus;
 mod clr;
+pub mod delivery;
 mod header;
 mod message;
 mod packet;

@@ -95,6 +95,7 @@ pub fn config(i: usize, n: usize, policy: Policy) -> EngineConfig {
         bulk_timeout: Duration::millis(200),
         bulk_retries: 3,
         request_interval: Duration::millis(50),
+        delivery: None,
         limits: tandem_sync::engine::PeerLimits::default(),
     }
 }

@@ -1,7 +1,8 @@
 //! The sync engine driven by arbitrary bytes, shared by the in-suite test (sync/tests/engine_fuzz.rs) and the
 //! AFL target (tests/fuzz): the bytes are a program of sync packets from two peers and a stranger (raw, or
 //! through the authentication layer under a key the input cannot know), local inserts, updates and
-//! deletes, worker answers and the passing of time. Whatever the program, nothing panics, and:
+//! deletes, worker answers and the passing of time, with acknowledged delivery on or off. Whatever the
+//! program, nothing panics, and:
 //! - nothing reaches the engine from a datagram that fails authentication (a forgery under the key would
 //!   be a break of HMAC-SHA256: the run panics);
 //! - no operation the engine hands a worker carries a state with impossible fields (creator 0, a TCP side
@@ -62,7 +63,7 @@ impl Input<'_> {
     }
 }
 
-fn config(multicast: bool) -> EngineConfig {
+fn config(multicast: bool, acknowledged: bool) -> EngineConfig {
     EngineConfig {
         creator: OURS,
         workers: 1,
@@ -85,6 +86,13 @@ fn config(multicast: bool) -> EngineConfig {
         bulk_timeout: Duration::millis(200),
         bulk_retries: 3,
         request_interval: Duration::millis(50),
+        delivery: acknowledged.then_some(tandem_sync::engine::DeliveryConfig {
+            epoch: 7,
+            ack_delay: Duration::millis(1),
+            resend_after: Duration::millis(10),
+            give_up: Duration::millis(300),
+            queue_limit: 4096,
+        }),
         limits: tandem_sync::engine::PeerLimits::default(),
     }
 }
@@ -155,10 +163,11 @@ fn check_update(update: &StateUpdate) {
 /// Runs the program in `data`; `auth`: every datagram goes through the authentication layer first.
 pub fn run(data: &[u8], auth: bool) -> Run {
     let mut input = Input(data);
-    let multicast = input.byte().is_some_and(|b| b & 1 == 1);
+    let first = input.byte().unwrap_or(0);
+    let (multicast, acknowledged) = (first & 1 == 1, first & 2 == 2);
     let mut now = Instant(1_000_000);
     let mut engine = Engine::new(
-        config(multicast),
+        config(multicast, acknowledged),
         one_worker as fn(&StateRecord) -> usize,
         now,
     )
