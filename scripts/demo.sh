@@ -197,6 +197,12 @@ done
 auth_line="$auth_ok datagrams verified, $auth_refused refused (running firewalls)"
 [ "$auth_ok" -gt 0 ] || fail "no sync datagram verified: is authentication on?"
 [ "$auth_refused" = 0 ] || fail "$auth_refused sync datagrams failed authentication"
+# Acknowledged delivery (on in the profiles): numbered packets, acknowledgements, resends.
+numbered=$(sum_counter sync delivery_numbered)
+acked=$(sum_counter sync delivery_acks_received)
+resent=$(( $(sum_counter sync delivery_resent_on_gap) + $(sum_counter sync delivery_resent_on_timeout) ))
+delivery_line="$numbered packets numbered, $acked acknowledgements received, $resent sent again (running firewalls)"
+[ "$acked" -gt 0 ] || fail "no sync acknowledgement received: is acknowledged delivery on?"
 
 echo "================ Tandem active-active demo: summary ================"
 printf '%-36s %s\n' "firewalls" "$nodes (DPDK net_af_xdp on veths, adaptive polling, 2 CPUs shared with the traffic)"
@@ -212,6 +218,7 @@ printf '%-36s %s held, %s passed after the update, %s timed out\n' "held for the
 printf '%-36s %s frames of %s flows sent to the node owning their state\n' "owner redirect (auto)" "$redirected" "$redirect_states"
 printf '%-36s %s packets, %s bytes\n' "sync traffic, asymmetric runs" "$sync_pk" "$sync_by"
 printf '%-36s %s\n' "sync authentication (HMAC-SHA256)" "$auth_line"
+printf '%-36s %s\n' "acknowledged sync delivery" "$delivery_line"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
 printf '%-36s %s of 5 ok; slowest connect %s ms (a lost SYN would cost 1000)\n' "client port reused (asymmetric)" "$reuse_ok" "$reuse_max"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sync over a lossy link, in the namespace cluster: `tandem relay` in fw-b's sync link drops 5% of the
 # frames each way (this kernel has no netem), while iperf3 runs on the asymmetric path (out through fw-a,
-# back through fw-b) and short connections open through it. Lost updates are repaired by update requests
-# (hold-and-recheck asks for a fresh copy) and later updates; nothing may be lost: the transfer completes
-# and every connection opens.
+# back through fw-b) and short connections open through it. The profiles have acknowledged delivery on:
+# a lost sync packet is reported by its receiver (or times out) and its states go again as they are now;
+# hold-and-recheck's update requests and later updates repair the rest. Nothing may be lost: the transfer
+# completes and every connection opens.
 #
 #   scripts/sync-loss.sh [LOSS_PERCENT]    (default 5); exit status 1 if a check fails
 set -euo pipefail
@@ -49,6 +50,10 @@ ok=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"
 [ "$ok" = 200 ] || fail "$ok of 200 connections opened"
 
 requests=$(( $(sum_counter sync requests_sent) - before_req ))
+gap_resends=$(sum_counter sync delivery_resent_on_gap)
+timeout_resends=$(sum_counter sync delivery_resent_on_timeout)
+acks=$(sum_counter sync delivery_acks_received)
+gaps=$(sum_counter sync delivery_gaps_received)
 drops=$(( $(sum_counter counters drop_out_of_window) - before_drops ))
 stop_fws
 pkill -INT -f "tandem relay" 2>/dev/null || true
@@ -56,6 +61,9 @@ sleep 0.5
 relay_line=$(grep relayed "$work/relay.out" || echo "relay printed nothing")
 echo "   relay: $relay_line"
 echo "   update requests sent $requests, window drops $drops"
+echo "   acknowledged delivery: $acks acknowledgements and $gaps gap reports received; packets sent again: $gap_resends on a gap report, $timeout_resends on a timeout"
+[ "$acks" -gt 0 ] || fail "acknowledged delivery is on in the profiles, yet no acknowledgement arrived"
+[ $(( gap_resends + timeout_resends )) -gt 0 ] || fail "sync frames were lost, yet no packet was sent again"
 grep -q "lost 0 and 0" <<< "$relay_line" && fail "the relay lost nothing: the test did not test"
 end_checks
 echo "nothing lost"

@@ -474,7 +474,101 @@ fn packets() -> Vec<(Vec<u8>, Expected)> {
 
     packets.push(redirect_packet());
     packets.push(sealed_packet());
+    packets.push(delivery_packet());
     packets
+}
+
+/// Acknowledged delivery's sections (docs/sync-delivery.md), as the engine appends them: two
+/// acknowledgements, a gap report, a packet number and an epoch (a packet carries one of the last two),
+/// after a DEL_C.
+fn delivery_packet() -> (Vec<u8>, Expected) {
+    use tandem_sync::wire::delivery::{Delivery, append};
+    let mut b = PacketBuilder::new();
+    b.section(Action::DelC, 0, &[Message::DelC(name(3))]);
+    let (mut bytes, mut expected) = b.finish();
+    let (a, c) = (CreatorId(0x0a00_0001), CreatorId(0x0a00_0003));
+    let acks = [
+        Delivery::Ack {
+            sender: a,
+            epoch: 0x1234_5678,
+            through: 41,
+        },
+        Delivery::Ack {
+            sender: c,
+            epoch: 9,
+            through: 4_000_000_000,
+        },
+    ];
+    append(&mut bytes, &acks);
+    append(
+        &mut bytes,
+        &[Delivery::Nack {
+            sender: a,
+            epoch: 0x1234_5678,
+            first: 43,
+            last: 45,
+        }],
+    );
+    append(
+        &mut bytes,
+        &[Delivery::Seq {
+            sender: a,
+            epoch: 0x1234_5678,
+            seq: 46,
+            low: 43,
+        }],
+    );
+    append(
+        &mut bytes,
+        &[Delivery::Epoch {
+            sender: CreatorId(0x0a00_0002),
+            epoch: 77,
+            low: 1000,
+        }],
+    );
+    // The header's length covers what `append` added.
+    expected.insert("len".to_string(), vec![bytes.len().to_string()]);
+    let mut set = |field: &str, values: &[String]| {
+        expected
+            .entry(field.to_string())
+            .or_default()
+            .extend(values.iter().cloned());
+    };
+    set(
+        "action",
+        &["242".into(), "243".into(), "241".into(), "244".into()],
+    );
+    set(
+        "action_len",
+        &["3".into(), "4".into(), "4".into(), "3".into()],
+    );
+    set("count", &["2".into(), "1".into(), "1".into(), "1".into()]);
+    set(
+        "delivery.sender",
+        &[
+            hex(8, 0x0a00_0001),
+            hex(8, 0x0a00_0003),
+            hex(8, 0x0a00_0001),
+            hex(8, 0x0a00_0001),
+            hex(8, 0x0a00_0002),
+        ],
+    );
+    set(
+        "delivery.epoch",
+        &[
+            hex(8, 0x1234_5678),
+            hex(8, 9),
+            hex(8, 0x1234_5678),
+            hex(8, 0x1234_5678),
+            hex(8, 77),
+        ],
+    );
+    set("delivery.through", &["41".into(), "4000000000".into()]);
+    set("delivery.first", &["43".into()]);
+    set("delivery.last", &["45".into()]);
+    set("delivery.seq", &["46".into()]);
+    set("delivery.low", &["43".into(), "1000".into()]);
+    (bytes, expected)
 }
 
 /// A sync packet with the authentication trailer (docs/sync-auth.md), sealed as a node sends it.

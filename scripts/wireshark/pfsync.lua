@@ -3,7 +3,8 @@
 --
 -- Decodes the header, every section and every field of every message: CLR, INS_ACK, UPD_C, UPD_REQ, DEL,
 -- DEL_C, BUS, INS, UPD and TDB, written from the layouts in Tandem's docs/pfsync-wire.md (OpenBSD's
--- if_pfsync.h). Follows OpenBSD's input rules: the packet is cut to the header's length, legacy actions and
+-- if_pfsync.h), and Tandem's own sections: owner redirect, acknowledged delivery (SEQ, ACK, NACK, EPOCH)
+-- and the authentication trailer. Follows OpenBSD's input rules: the packet is cut to the header's length, legacy actions and
 -- unknown actions that declare a length and a count are skipped, longer-than-known messages are decoded and
 -- their tail shown as extra bytes, and anything OpenBSD would stop at is flagged as an expert error.
 --
@@ -21,13 +22,16 @@ local SUBHEADER_LEN = 4
 local action_names = {
     [0] = "CLR", [1] = "OINS", [2] = "INS_ACK", [3] = "OUPD", [4] = "UPD_C", [5] = "UPD_REQ", [6] = "DEL",
     [7] = "DEL_C", [8] = "INS_F", [9] = "DEL_F", [10] = "BUS", [11] = "OTDB", [12] = "EOF", [13] = "INS",
-    [14] = "UPD", [15] = "TDB", [0xf0] = "REDIRECT",
+    [14] = "UPD", [15] = "TDB", [0xf0] = "REDIRECT", [0xf1] = "SEQ", [0xf2] = "ACK", [0xf3] = "NACK",
+    [0xf4] = "EPOCH",
 }
 -- Tandem's owner-redirect section (docs/redirect.md): not pfsync; a plain pfsync peer skips it.
 local REDIRECT = 0xf0
 local AUTH_TRAILER_LEN = 28
 local known_len = {
     [0] = 20, [2] = 12, [4] = 84, [5] = 12, [6] = 264, [7] = 12, [10] = 12, [13] = 264, [14] = 264, [15] = 52,
+    -- Tandem's acknowledged-delivery sections (docs/sync-delivery.md): not pfsync; a plain peer skips them.
+    [0xf1] = 16, [0xf2] = 12, [0xf3] = 16, [0xf4] = 12,
 }
 local legacy = { [1] = true, [3] = true, [8] = true, [9] = true, [11] = true, [12] = true }
 
@@ -67,6 +71,13 @@ field("uint8", "auth.version", "Authentication trailer version", base.DEC)
 field("uint8", "auth.key_id", "Key id", base.DEC)
 field("uint64", "auth.seq", "Sequence number", base.DEC)
 field("bytes", "auth.mac", "HMAC-SHA256 (first 16 bytes)")
+field("uint32", "delivery.sender", "Stream of host id", base.HEX)
+field("uint32", "delivery.epoch", "Epoch", base.HEX)
+field("uint32", "delivery.seq", "Packet number", base.DEC)
+field("uint32", "delivery.low", "Lowest number still needed", base.DEC)
+field("uint32", "delivery.through", "Everything received through", base.DEC)
+field("uint32", "delivery.first", "First missing", base.DEC)
+field("uint32", "delivery.last", "Last missing", base.DEC)
 field("bytes", "skipped", "Skipped section")
 field("bytes", "extra", "Bytes beyond the known message size")
 
@@ -352,6 +363,24 @@ decode[15] = function(tree, tvb, off)
     add(tree, "tdb.rdomain", tvb(off + 50, 2))
     return "spi " .. tvb(off, 4):bytes():tohex():lower()
 end
+
+-- Tandem's acknowledged delivery: every message starts with the stream's host id and epoch.
+local function delivery(fields)
+    return function(tree, tvb, off)
+        add(tree, "delivery.sender", tvb(off, 4))
+        add(tree, "delivery.epoch", tvb(off + 4, 4))
+        local text = "stream " .. tvb(off, 4):bytes():tohex():lower()
+        for i, f in ipairs(fields) do
+            add(tree, "delivery." .. f, tvb(off + 4 + 4 * i, 4))
+            text = text .. " " .. f .. " " .. tvb(off + 4 + 4 * i, 4):uint()
+        end
+        return text
+    end
+end
+decode[0xf1] = delivery({ "seq", "low" })
+decode[0xf2] = delivery({ "through" })
+decode[0xf3] = delivery({ "first", "last" })
+decode[0xf4] = delivery({ "low" })
 
 function pfsync.dissector(tvb, pinfo, tree)
     pinfo.cols.protocol = "PFSYNC"
