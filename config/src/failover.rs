@@ -17,12 +17,15 @@ pub struct FailoverGroup {
     pub vrid: u8,
     /// The data port the group runs on.
     pub port: PortId,
-    /// Priority 1-254 (255 is reserved for the address owner, RFC 5798 section 6.1).
+    /// Priority 1-254, or 255 for the owner of the virtual addresses (RFC 5798 section 6.1: it becomes
+    /// master at once and is never demoted).
     pub priority: u8,
     /// Advertisement interval in milliseconds (VRRPv3 carries centiseconds).
     pub advert_interval_ms: u32,
     /// Whether a higher-priority backup takes over from a lower-priority master.
     pub preempt: bool,
+    /// After the node starts, how long it waits before it preempts, in milliseconds.
+    pub preempt_delay_ms: u32,
     /// The virtual addresses, all of one family.
     pub addresses: Vec<IpAddr>,
 }
@@ -108,9 +111,10 @@ fn decode_group(d: &mut Decoder, node: &Node<'_>, ports: &PortNames) -> Option<F
             None
         }
     };
-    let priority = bounded(&mut f, d, "priority", 100, 1, 254) as u8;
+    let priority = bounded(&mut f, d, "priority", 100, 1, 255) as u8;
     let advert_interval_ms = bounded(&mut f, d, "advert-interval-ms", 1000, 10, 40_950);
     let preempt = f.or(d, "preempt", true);
+    let preempt_delay_ms = bounded(&mut f, d, "preempt-delay-ms", 0, 0, 3_600_000);
     let addresses_node = f.node("addresses");
     f.finish(d);
     let addresses: Vec<IpAddr> = addresses_node
@@ -151,6 +155,22 @@ fn decode_group(d: &mut Decoder, node: &Node<'_>, ports: &PortNames) -> Option<F
                 );
             }
         }
+        // RFC 5798 section 6.1: priority 255 says this node owns the addresses.
+        if priority == 255
+            && let Some(port) = port
+            && let Some(a) = addresses
+                .iter()
+                .find(|a| !ports.addresses(port).contains(a))
+        {
+            d.error(
+                &node.path.key("priority"),
+                format!(
+                    "priority 255 is for the owner of the addresses (RFC 5798 section 6.1): {a} is \
+                     not an address of port `{}`",
+                    ports.name(port)
+                ),
+            );
+        }
         // RFC 5798 section 5.2.9: for IPv6 the first address must be the link-local one.
         if let Some(IpAddr::V6(first)) = addresses.first()
             && !is_link_local(&IpAddr::V6(*first))
@@ -173,6 +193,7 @@ fn decode_group(d: &mut Decoder, node: &Node<'_>, ports: &PortNames) -> Option<F
         priority,
         advert_interval_ms,
         preempt,
+        preempt_delay_ms,
         addresses,
     })
 }

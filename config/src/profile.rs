@@ -237,6 +237,7 @@ impl Profile {
 #[derive(Debug, Default)]
 pub(crate) struct PortNames {
     names: Vec<String>,
+    addresses: Vec<Vec<IpAddr>>,
     subnets: Vec<Vec<Prefix>>,
     mtus: Vec<u16>,
     sync: Option<PortId>,
@@ -301,6 +302,14 @@ impl PortNames {
             .map_or("?", String::as_str)
     }
 
+    /// The port's own addresses.
+    pub fn addresses(&self, id: PortId) -> &[IpAddr] {
+        self.addresses
+            .get(usize::from(id.0))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The subnets the port's addresses are in.
     pub fn subnets(&self, id: PortId) -> &[Prefix] {
         self.subnets
             .get(usize::from(id.0))
@@ -595,6 +604,7 @@ fn decode_ports(
             // Keep indices aligned with the YAML list so later references point at the right port.
             names.names.push(String::new());
             names.subnets.push(Vec::new());
+            names.addresses.push(Vec::new());
             names.mtus.push(1500);
             continue;
         };
@@ -611,6 +621,9 @@ fn decode_ports(
             );
         }
         names.names.push(port.name.clone());
+        names
+            .addresses
+            .push(port.addresses.iter().map(|a| a.addr).collect());
         names.subnets.push(
             port.addresses
                 .iter()

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod failover;
 pub mod metrics;
 pub mod neighbor;
 pub mod server;
+pub mod vrrp;

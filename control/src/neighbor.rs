@@ -4,7 +4,7 @@
 //! hop a worker could not resolve. Workers punt these packets here and send what comes back; the control
 //! thread never touches the packet path itself.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use tandem_config::PortId;
 use tandem_dataplane::flow::Addr;
@@ -25,6 +25,27 @@ pub struct PortAddresses {
     pub v4: Vec<Ipv4Addr>,
     /// Its IPv6 addresses.
     pub v6: Vec<Ipv6Addr>,
+    /// Virtual addresses of the VRRP groups this node is master of on the port, with their virtual MACs:
+    /// answered for (ARP, neighbour solicitations) with the virtual MAC, never pinged (no accept mode).
+    pub virtual_addrs: Vec<(IpAddr, [u8; 6])>,
+}
+
+impl PortAddresses {
+    /// The MAC to answer a neighbour request for `addr` with: ours for our own addresses, a virtual
+    /// router's for its virtual addresses while this node is its master.
+    pub fn mac_for(&self, addr: IpAddr) -> Option<MacAddr> {
+        let own = match addr {
+            IpAddr::V4(a) => self.v4.contains(&a),
+            IpAddr::V6(a) => self.v6.contains(&a),
+        };
+        if own {
+            return Some(MacAddr(self.mac));
+        }
+        self.virtual_addrs
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, mac)| MacAddr(*mac))
+    }
 }
 
 /// What to do with a punted packet.
@@ -79,10 +100,10 @@ pub fn handle_punted(port: PortId, frame: &[u8], addresses: &PortAddresses) -> V
                 });
             }
             if repr.operation == Operation::Request
-                && addresses.v4.contains(&repr.target_protocol_addr)
+                && let Some(mac) = addresses.mac_for(IpAddr::V4(repr.target_protocol_addr))
             {
                 actions.push(NeighborAction::Send(build::arp_reply(
-                    own_mac,
+                    mac,
                     repr.target_protocol_addr,
                     repr.source_hardware_addr,
                     repr.source_protocol_addr,
@@ -140,7 +161,7 @@ pub fn handle_punted(port: PortId, frame: &[u8], addresses: &PortAddresses) -> V
                             mac: mac.0,
                         });
                     }
-                    if addresses.v6.contains(&target) {
+                    if let Some(mac) = addresses.mac_for(IpAddr::V6(target)) {
                         // RFC 4861 section 7.2.4: to the solicitor, or to all nodes when it has no address yet.
                         let (dst, dst_mac, flags) = if src.is_unspecified() {
                             let all = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
@@ -157,8 +178,7 @@ pub fn handle_punted(port: PortId, frame: &[u8], addresses: &PortAddresses) -> V
                             );
                             (src, eth.src_addr(), flags)
                         };
-                        let mut ends =
-                            Endpoints::v6(own_mac, dst_mac, target, dst).with_hop_limit(255);
+                        let mut ends = Endpoints::v6(mac, dst_mac, target, dst).with_hop_limit(255);
                         ends.vlan = m.vlan;
                         if let Ok(advert) = build::neighbor_advert(&ends, target, flags) {
                             actions.push(NeighborAction::Send(advert));
@@ -241,7 +261,52 @@ mod tests {
             mac: FW_MAC,
             v4: vec![Ipv4Addr::new(198, 18, 0, 1)],
             v6: vec!["2001:db8:1::1".parse().expect("valid")],
+            virtual_addrs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_virtual_address_is_answered_with_its_virtual_mac_only_while_listed() {
+        let vip = Ipv4Addr::new(198, 18, 0, 254);
+        let vmac = [0, 0, 0x5e, 0, 1, 7];
+        let request = build::arp_request(HOST_MAC, Ipv4Addr::new(198, 18, 0, 10), vip, None);
+        let mut a = addresses();
+        let answered = |a: &PortAddresses| {
+            handle_punted(PortId(0), &request, a)
+                .into_iter()
+                .filter_map(|x| match x {
+                    NeighborAction::Send(f) => Some(f),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert!(answered(&a).is_empty(), "backup: not ours to answer");
+        a.virtual_addrs.push((IpAddr::V4(vip), vmac));
+        let replies = answered(&a);
+        assert_eq!(replies.len(), 1);
+        let eth = ethernet::Frame::new_checked(&replies[0][..]).expect("frame");
+        let arp =
+            ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).expect("arp")).expect("arp");
+        assert_eq!(arp.source_hardware_addr.0, vmac);
+        assert_eq!(arp.source_protocol_addr, vip);
+        // A v6 virtual address is solicited and advertised the same way.
+        let vip6: Ipv6Addr = "2001:db8:1::fe".parse().expect("valid");
+        a.virtual_addrs
+            .push((IpAddr::V6(vip6), [0, 0, 0x5e, 0, 2, 7]));
+        let ns = build::neighbor_solicit(
+            HOST_MAC,
+            "2001:db8:1::10".parse().expect("valid"),
+            vip6,
+            None,
+        );
+        let advert = handle_punted(PortId(0), &ns, &a)
+            .into_iter()
+            .find_map(|x| match x {
+                NeighborAction::Send(f) => Some(f),
+                _ => None,
+            })
+            .expect("an advertisement");
+        assert_eq!(&advert[6..12], &[0, 0, 0x5e, 0, 2, 7]);
     }
 
     fn parse(frame: &[u8]) -> meta::PacketMeta {

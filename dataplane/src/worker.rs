@@ -329,7 +329,20 @@ pub enum ControlOp {
         /// Its address.
         addr: Addr,
     },
+    /// This node became master of a VRRP virtual router on `port` (`accept`), or stopped being it: frames
+    /// to its virtual MAC are routed, or dropped as not for us.
+    VirtualMac {
+        /// On which port.
+        port: PortId,
+        /// The virtual router's MAC.
+        mac: [u8; 6],
+        /// Whether to accept it.
+        accept: bool,
+    },
 }
+
+/// Virtual MACs a port accepts at most (one per VRRP group on it, per family).
+pub const VIRTUAL_MACS: usize = 16;
 
 /// The worker's bounded channels to the other threads. A full channel is reported, never waited on.
 pub trait WorkerLinks<B> {
@@ -475,6 +488,8 @@ pub struct Worker<B> {
     followers: Vec<B>,
     /// Whether the frame being handled was redirected here by a peer (this node owns its state).
     from_peer: bool,
+    /// Per port, the VRRP virtual MACs accepted while this node is master.
+    virtual_macs: Vec<Vec<[u8; 6]>>,
 }
 
 /// A worker's counters per rule: packets decided and states created.
@@ -494,6 +509,7 @@ impl<B: PacketBuf> Worker<B> {
     ) -> Worker<B> {
         let ports = cfg.ports.len();
         Worker {
+            virtual_macs: vec![Vec::with_capacity(VIRTUAL_MACS); ports],
             table: StateTable::new(cfg.state_limit, now),
             hops: HopTable::with_capacity(NEXT_HOPS),
             next_id: cfg.id_base + cfg.index as u64,
@@ -1400,10 +1416,12 @@ impl<B: PacketBuf> Worker<B> {
                 || m.proto == PROTO_VRRP
                 || m.is_neighbor_discovery();
         }
-        self.cfg
-            .ports
-            .get(usize::from(ingress.0))
-            .is_some_and(|p| p.mac == dst)
+        let port = usize::from(ingress.0);
+        self.cfg.ports.get(port).is_some_and(|p| p.mac == dst)
+            || self
+                .virtual_macs
+                .get(port)
+                .is_some_and(|macs| macs.iter().any(|m| m == dst))
     }
 
     /// The next hop a state cached for packets from the side `src_first` names, while its entry holds.
@@ -2148,6 +2166,14 @@ impl<B: PacketBuf> Worker<B> {
             match op {
                 ControlOp::Neighbor { port, addr, mac } => self.hops.set(port, addr, mac),
                 ControlOp::NeighborGone { port, addr } => self.hops.remove(port, &addr),
+                ControlOp::VirtualMac { port, mac, accept } => {
+                    if let Some(macs) = self.virtual_macs.get_mut(usize::from(port.0)) {
+                        macs.retain(|m| *m != mac);
+                        if accept && macs.len() < VIRTUAL_MACS {
+                            macs.push(mac);
+                        }
+                    }
+                }
             }
         }
     }

@@ -524,3 +524,41 @@ fn icmp_errors_pass_exactly_when_they_go_back_to_the_sender_and_quote_its_window
     let (_, after) = b.worker.table().iter().next().expect("state");
     assert_eq!(after.peers, [client, server], "errors never move the state");
 }
+
+#[test]
+fn a_vrrp_virtual_mac_is_routed_only_while_the_control_thread_says_this_node_is_master() {
+    let mut b = router();
+    let vmac = tandem_dataplane::wire::vrrp::virtual_mac(false, 7).0;
+    assert!(
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), vmac))
+            .is_empty(),
+        "backup: another node's frame"
+    );
+    assert_eq!(b.dropped(DropReason::NotForUs), 1);
+    b.links.control.push_back(ControlOp::VirtualMac {
+        port: INSIDE,
+        mac: vmac,
+        accept: true,
+    });
+    assert_eq!(
+        b.send(INSIDE, to_mac(c2s(1000, 0, SYN, 0), vmac)).len(),
+        1,
+        "master: routed"
+    );
+    // Only on the port whose group it is.
+    assert!(
+        b.send(OUTSIDE, to_mac(s2c(5000, 1001, syn_ack(), 0), vmac))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::NotForUs), 2);
+    b.links.control.push_back(ControlOp::VirtualMac {
+        port: INSIDE,
+        mac: vmac,
+        accept: false,
+    });
+    assert!(
+        b.send(INSIDE, to_mac(c2s(1001, 0, ACK, 0), vmac))
+            .is_empty()
+    );
+    assert_eq!(b.dropped(DropReason::NotForUs), 3, "backup again");
+}

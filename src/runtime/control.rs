@@ -197,6 +197,7 @@ impl<'a> Control<'a> {
                         IpAddr::V4(_) => None,
                     })
                     .collect::<Vec<Ipv6Addr>>(),
+                virtual_addrs: Vec::new(),
             })
             .collect();
         Ok(Control {

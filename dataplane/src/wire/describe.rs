@@ -17,6 +17,7 @@ use super::ipv6::{self, ExtensionHeaders, Ipv6Repr};
 use super::meta::{Malformed, PacketMeta, parse_meta};
 use super::tcp::{self, TcpRepr};
 use super::udp::{self, UdpRepr};
+use super::vrrp;
 
 /// A frame to describe; see [`describe`].
 #[derive(Clone, Copy, Debug)]
@@ -169,6 +170,12 @@ fn transport(
             }
             Err(err) => write!(f, " | ICMP6 ({err})"),
         },
+        vrrp::PROTOCOL => {
+            match vrrp::Packet::new_checked(bytes).and_then(|p| vrrp::VrrpRepr::parse(&p, pseudo)) {
+                Ok(repr) => write!(f, " | {repr}"),
+                Err(err) => write!(f, " | VRRP ({err})"),
+            }
+        }
         other => write!(f, " | protocol {other}, {} bytes", bytes.len()),
     }
 }
@@ -203,6 +210,7 @@ pub fn check_parsers(frame: &[u8]) -> Result<PacketMeta, Malformed> {
         assert!(usize::from(meta.l3_offset) < usize::from(meta.l4_offset) && end <= frame.len());
     }
     let _ = meta.l4_checksum_ok(frame);
+    check_vrrp(frame, &meta);
     let answers = [
         build::reset_for(frame, &meta, 64),
         build::unreachable_for(frame, &meta, 1, 64),
@@ -218,6 +226,34 @@ pub fn check_parsers(frame: &[u8]) -> Result<PacketMeta, Malformed> {
         );
     }
     result
+}
+
+/// A VRRP advertisement that parses emits again to bytes that parse to the same advertisement.
+fn check_vrrp(frame: &[u8], meta: &PacketMeta) {
+    if meta.proto != vrrp::PROTOCOL || meta.fragment != crate::wire::meta::Fragment::None {
+        return;
+    }
+    let (Some(pseudo), Some(l4)) = (
+        meta.pseudo_header(),
+        frame.get(
+            usize::from(meta.l4_offset)
+                ..usize::from(meta.l4_offset) + usize::from(meta.ip_payload_len),
+        ),
+    ) else {
+        return;
+    };
+    let Ok(repr) = vrrp::Packet::new_checked(l4).and_then(|p| vrrp::VrrpRepr::parse(&p, &pseudo))
+    else {
+        return;
+    };
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut vrrp::Packet::new_unchecked(&mut bytes[..]), &pseudo);
+    let again = vrrp::VrrpRepr::parse(&vrrp::Packet::new_unchecked(&bytes[..]), &pseudo);
+    assert_eq!(
+        again.as_ref(),
+        Ok(&repr),
+        "VRRP {repr} re-emitted as {bytes:02x?}"
+    );
 }
 
 #[cfg(test)]

@@ -41,6 +41,13 @@ pub fn ipv6_multicast_mac(group: Ipv6Addr) -> MacAddr {
     MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }
 
+/// The Ethernet address an IPv4 multicast address maps to: 01:00:5e and its low 23 bits (RFC 1112
+/// section 6.4).
+pub fn ipv4_multicast_mac(group: std::net::Ipv4Addr) -> MacAddr {
+    let o = group.octets();
+    MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
+}
+
 /// Whether an ethertype announces a VLAN tag of either kind.
 fn is_tag(ethertype: u16) -> bool {
     matches!(

@@ -44,6 +44,7 @@ pub mod ipv6;
 pub mod meta;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use std::fmt;
 use std::ops::Range;
@@ -78,6 +79,8 @@ pub enum Header {
     Icmpv6,
     /// A Neighbour Discovery option (RFC 4861 section 4.6).
     NdpOption,
+    /// VRRP (RFC 5798).
+    Vrrp,
 }
 
 impl fmt::Display for Header {
@@ -95,6 +98,7 @@ impl fmt::Display for Header {
             Header::Icmpv4 => "ICMP",
             Header::Icmpv6 => "ICMPv6",
             Header::NdpOption => "ND option",
+            Header::Vrrp => "VRRP",
         })
     }
 }
