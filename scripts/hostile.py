@@ -4,6 +4,8 @@
 
   hostile.py malformed FW_MAC         one of each kind of malformed or hostile frame, a few times over
   hostile.py synflood FW_MAC SECONDS RATE  unique SYNs (new source port and address each), RATE a second
+  hostile.py vrrp SRC_IP VRID           bad VRRP advertisements to the group 224.0.0.18 (for
+                                        scripts/vrrp.sh): a bad checksum, TTL 64, another VRID, version 2
 
 Prints what it sent as one line."""
 
@@ -26,9 +28,10 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
-def ipv4(payload, proto=6, src=CLIENT, ident=1, frag=0, ihl=5, total=None, bad_sum=False, options=b""):
+def ipv4(payload, proto=6, src=CLIENT, ident=1, frag=0, ihl=5, total=None, bad_sum=False, options=b"",
+         dst=SERVER, ttl=64):
     header = struct.pack("!BBHHHBBH4s4s", (4 << 4) | ihl, 0, total if total is not None else 20 + len(options) + len(payload),
-                         ident, frag, 64, proto, 0, src, SERVER) + options
+                         ident, frag, ttl, proto, 0, src, dst) + options
     s = checksum(header)
     if bad_sum:
         s ^= 0x5A5A
@@ -49,6 +52,30 @@ def frame(dst_mac, src_mac, ip):
 
 
 SYN, FIN, RST, PSH, ACK, URG = 0x02, 0x01, 0x04, 0x08, 0x10, 0x20
+
+VRRP_GROUP = socket.inet_aton("224.0.0.18")
+VRRP_MAC = bytes.fromhex("01005e000012")
+
+
+def vrrp(src, vrid, priority=250, version=3, bad_sum=False, vip=b"\xc6\x12\x07\xfe"):
+    """A VRRP advertisement (RFC 5798 section 5.2) with one address, its checksum over the IPv4
+    pseudo-header."""
+    body = struct.pack("!BBBBHH", (version << 4) | 1, vrid, priority, 1, 100, 0) + vip
+    s = checksum(src + VRRP_GROUP + struct.pack("!BBH", 0, 112, len(body)) + body)
+    if bad_sum:
+        s ^= 0x5A5A
+    return body[:6] + struct.pack("!H", s) + body[8:]
+
+
+def bad_adverts(src_mac, src, vrid):
+    mac = bytes.fromhex("00005e0001%02x" % vrid)
+    ad = lambda body, ttl=255: frame(VRRP_MAC, mac, ipv4(body, proto=112, src=src, dst=VRRP_GROUP, ttl=ttl))
+    return [
+        ad(vrrp(src, vrid, bad_sum=True)),  # checksum
+        ad(vrrp(src, vrid), ttl=64),  # forwarded: TTL not 255
+        ad(vrrp(src, (vrid % 255) + 1)),  # a VRID nobody here runs
+        ad(vrrp(src, vrid, version=2)),  # VRRPv2
+    ]
 
 
 def malformed(dst, src):
@@ -80,10 +107,17 @@ def malformed(dst, src):
 
 
 def main():
-    mode, mac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
+    mode = sys.argv[1]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind(("eth0", 0))
     src = s.getsockname()[4]
+    if mode == "vrrp":
+        frames = bad_adverts(src, socket.inet_aton(sys.argv[2]), int(sys.argv[3]))
+        for f in frames:
+            s.send(f)
+        print(f"sent {len(frames)} bad VRRP advertisements")
+        return
+    mac = bytes.fromhex(sys.argv[2].replace(":", ""))
     if mode == "malformed":
         frames = malformed(mac, src)
         for _ in range(5):

@@ -37,6 +37,8 @@ enum ShowTopic {
     Rules,
     /// Per-worker packet counters and drops by reason.
     Counters,
+    /// VRRP groups: state, priority, master, transitions.
+    Failover,
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +266,7 @@ fn show(
         ShowTopic::Ports => Topic::Ports,
         ShowTopic::Rules => Topic::Rules,
         ShowTopic::Counters => Topic::Counters,
+        ShowTopic::Failover => Topic::Failover,
     };
     let request = Request {
         topic,

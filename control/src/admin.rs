@@ -26,17 +26,20 @@ pub enum Topic {
     Rules,
     /// Per-worker packet counters and drops by reason.
     Counters,
+    /// VRRP groups: state, priority, master, transitions.
+    Failover,
 }
 
 impl Topic {
     /// Every topic, in the order `tandem show` lists them.
-    pub const ALL: [Topic; 6] = [
+    pub const ALL: [Topic; 7] = [
         Topic::States,
         Topic::Sync,
         Topic::Peers,
         Topic::Ports,
         Topic::Rules,
         Topic::Counters,
+        Topic::Failover,
     ];
 
     /// The topic's name in requests.
@@ -48,6 +51,7 @@ impl Topic {
             Topic::Ports => "ports",
             Topic::Rules => "rules",
             Topic::Counters => "counters",
+            Topic::Failover => "failover",
         }
     }
 }
@@ -75,7 +79,8 @@ pub struct Request {
 pub enum RequestError {
     /// The line is not `show <topic> [json]`.
     #[error(
-        "expected `show <topic> [json]` with topic one of: states, sync, peers, ports, rules, counters"
+        "expected `show <topic> [json]` with topic one of: states, sync, peers, ports, rules, counters, \
+         failover"
     )]
     Malformed,
 }
@@ -212,6 +217,35 @@ pub struct WorkerRow {
     pub counters: Vec<Counter>,
 }
 
+/// A VRRP group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRow {
+    /// Its name.
+    pub name: String,
+    /// Its port.
+    pub port: String,
+    /// Virtual router id.
+    pub vrid: u8,
+    /// `initialize`, `backup` or `master`.
+    pub state: String,
+    /// The configured priority.
+    pub priority: u8,
+    /// The priority advertised now.
+    pub effective_priority: u8,
+    /// Why it is demoted (empty when it is not).
+    pub demoted: String,
+    /// The master's address as last heard.
+    pub master: String,
+    /// Milliseconds in the present state.
+    pub since_ms: u64,
+    /// When the present state began, milliseconds since the Unix epoch (the node's clock).
+    pub changed_unix_ms: u64,
+    /// The virtual addresses.
+    pub addresses: Vec<String>,
+    /// Advertisements sent, received, refused; transitions.
+    pub counters: Vec<Counter>,
+}
+
 /// Everything `show` can print, filled by the runtime on request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -229,6 +263,8 @@ pub struct Snapshot {
     pub rules: Vec<RuleRow>,
     /// Workers.
     pub workers: Vec<WorkerRow>,
+    /// VRRP groups.
+    pub failover: Vec<GroupRow>,
 }
 
 /// Renders the part of `snapshot` a request asks for.
@@ -241,6 +277,7 @@ pub fn render(request: &Request, snapshot: &Snapshot) -> String {
             Topic::Ports => serde_json::to_value(&snapshot.ports),
             Topic::Rules => serde_json::to_value(&snapshot.rules),
             Topic::Counters => serde_json::to_value(&snapshot.workers),
+            Topic::Failover => serde_json::to_value(&snapshot.failover),
         };
         let mut text = value
             .and_then(|v| serde_json::to_string_pretty(&v))
@@ -308,6 +345,35 @@ pub fn render(request: &Request, snapshot: &Snapshot) -> String {
                     if p.alive { "yes" } else { "no" }.into(),
                     format!("{}ms", p.last_heard_ms),
                     p.counters
+                        .iter()
+                        .map(|c| format!("{}={}", c.name, c.value))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]);
+            }
+            t.render()
+        }
+        Topic::Failover => {
+            let mut t = TextTable::new(&[
+                "group", "port", "vrid", "state", "prio", "eff", "master", "since", "demoted",
+                "counters",
+            ]);
+            for g in &snapshot.failover {
+                t.row(vec![
+                    g.name.clone(),
+                    g.port.clone(),
+                    g.vrid.to_string(),
+                    g.state.clone(),
+                    g.priority.to_string(),
+                    g.effective_priority.to_string(),
+                    g.master.clone(),
+                    format!("{}ms", g.since_ms),
+                    if g.demoted.is_empty() {
+                        "-".into()
+                    } else {
+                        g.demoted.clone()
+                    },
+                    g.counters
                         .iter()
                         .map(|c| format!("{}={}", c.name, c.value))
                         .collect::<Vec<_>>()

@@ -5,7 +5,10 @@
 //! Names: `tandem_worker_<counter>_total{worker}` and `tandem_worker_drops_total{worker,reason}`,
 //! `tandem_states{worker}`, `tandem_port_<counter>_total{port}`, `tandem_rule_packets_total{rule}` and
 //! `tandem_rule_states_total{rule}`, `tandem_sync_<counter>_total`, `tandem_sync_in_sync`,
-//! `tandem_sync_lag_us{stage,quantile}`, `tandem_sync_peer_alive{peer}`.
+//! `tandem_sync_lag_us{stage,quantile}`, `tandem_sync_peer_alive{peer}`, and per VRRP group
+//! `tandem_vrrp_state{group,state}` (1 for the group's state, 0 for the others),
+//! `tandem_vrrp_priority{group}`, `tandem_vrrp_effective_priority{group}` and
+//! `tandem_vrrp_<counter>_total{group}`.
 
 use std::net::SocketAddr;
 
@@ -68,5 +71,18 @@ pub fn export(snapshot: &Snapshot) {
         } else {
             0.0
         });
+    }
+    for g in &snapshot.failover {
+        for state in ["initialize", "backup", "master"] {
+            gauge!("tandem_vrrp_state", "group" => g.name.clone(), "state" => state)
+                .set(if g.state == state { 1.0 } else { 0.0 });
+        }
+        gauge!("tandem_vrrp_priority", "group" => g.name.clone()).set(f64::from(g.priority));
+        gauge!("tandem_vrrp_effective_priority", "group" => g.name.clone())
+            .set(f64::from(g.effective_priority));
+        for c in &g.counters {
+            counter!(format!("tandem_vrrp_{}_total", c.name), "group" => g.name.clone())
+                .absolute(c.value);
+        }
     }
 }

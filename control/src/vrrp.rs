@@ -335,7 +335,9 @@ impl Router {
     /// advertises.
     pub fn handle_timeout(&mut self, now: Micros) {
         match self.state {
-            State::Backup if self.master_down_at.is_some_and(|t| t <= now) => self.become_master(now),
+            State::Backup if self.master_down_at.is_some_and(|t| t <= now) => {
+                self.become_master(now)
+            }
             State::Master if self.adver_at.is_some_and(|t| t <= now) => self.advertise(now),
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! The control thread's loop, on the main thread: neighbours (ARP and neighbour discovery answered and
-//! resolved for the workers, through their punt and inject queues), the admin socket, and metrics. It
+//! resolved for the workers, through their punt and inject queues), the VRRP groups (advertisements punted
+//! and injected the same way, virtual MACs handed to the workers), the admin socket, and metrics. It
 //! reads the workers' counters and the sync core's snapshot, and asks workers for their states only when
 //! `tandem show states` wants them; it never touches a packet on the fast path.
 
@@ -11,8 +12,9 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use anyhow::{Context, Result};
 use tandem_config::{Direction, Profile, Rule, RuleAction};
 use tandem_control::admin::{
-    Counter, PeerRow, PortRow, Request, RuleRow, Snapshot, SyncView, Topic, WorkerRow,
+    Counter, GroupRow, PeerRow, PortRow, Request, RuleRow, Snapshot, SyncView, Topic, WorkerRow,
 };
+use tandem_control::failover::{self, Failover, PortInfo};
 use tandem_control::neighbor::{NeighborAction, PortAddresses, handle_punted, solicit};
 use tandem_control::server::AdminServer;
 use tandem_dataplane::counters::{self, WorkerCounters};
@@ -44,6 +46,14 @@ pub struct Control<'a> {
     devices: Vec<String>,
     last_export: StdInstant,
     _clock: Clock,
+    /// The VRRP groups.
+    failover: Failover,
+    /// Port names, by index (for `show failover`).
+    port_names: Vec<String>,
+    /// The failover clock's zero.
+    started: StdInstant,
+    /// Whether the groups have been started.
+    failover_started: bool,
 }
 
 /// Every worker counter, summed over workers.
@@ -200,7 +210,32 @@ impl<'a> Control<'a> {
                 virtual_addrs: Vec::new(),
             })
             .collect();
+        let infos: Vec<PortInfo> = profile
+            .ports
+            .iter()
+            .zip(ports)
+            .map(|(p, (_, eth))| {
+                let mac = eth.mac();
+                let v6 = p.addresses.iter().find_map(|a| match a.addr {
+                    IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(v6),
+                    _ => None,
+                });
+                PortInfo {
+                    mac,
+                    v4: p.addresses.iter().find_map(|a| match a.addr {
+                        IpAddr::V4(v4) => Some(v4),
+                        IpAddr::V6(_) => None,
+                    }),
+                    link_local: v6.unwrap_or_else(|| PortInfo::link_local_of(mac)),
+                }
+            })
+            .collect();
+        let failover = Failover::new(&profile.failover.groups, profile.failover.demotion, &infos);
         Ok(Control {
+            failover,
+            port_names: profile.ports.iter().map(|p| p.name.clone()).collect(),
+            started: StdInstant::now(),
+            failover_started: false,
             admin: Some(admin),
             metrics,
             node: profile.node.name.clone(),
@@ -235,6 +270,7 @@ impl<'a> Control<'a> {
     /// One round of the control loop.
     pub fn poll(&mut self, ports: &[(String, EthPort)]) {
         self.neighbors();
+        self.run_failover();
         if let Some(mut admin) = self.admin.take() {
             admin.serve_pending(|request| self.snapshot(request, ports));
             self.admin = Some(admin);
@@ -263,6 +299,12 @@ impl<'a> Control<'a> {
     fn neighbors(&mut self) {
         for (w, ch) in self.channels.iter().enumerate() {
             while let Some((port, packet)) = ch.punt.pop() {
+                if Failover::is_vrrp(packet.as_ref()) {
+                    let now = self.micros();
+                    let actions = self.failover.receive(now, port, packet.as_ref());
+                    self.apply_failover(actions);
+                    continue;
+                }
                 let Some(addresses) = self.addresses.get(usize::from(port.0)) else {
                     continue;
                 };
@@ -289,9 +331,140 @@ impl<'a> Control<'a> {
         }
     }
 
+    /// Microseconds on the failover clock.
+    fn micros(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Why the VRRP groups are demoted now: sync is configured and the node has not finished its bulk
+    /// update, or no sync peer is alive.
+    fn demotion(&self) -> Option<&'static str> {
+        if !self.sync_on {
+            return None;
+        }
+        if !self.sync.in_sync.load(Ordering::Relaxed) {
+            return Some("not in sync (bulk update pending)");
+        }
+        let alive = self
+            .sync
+            .snapshot
+            .lock()
+            .is_ok_and(|s| s.peers.iter().any(|p| p.alive));
+        (!alive).then_some("no sync peer alive")
+    }
+
+    /// Starts the groups, follows the node's sync state and runs their timers.
+    fn run_failover(&mut self) {
+        if self.failover.groups().is_empty() {
+            return;
+        }
+        let now = self.micros();
+        let reason = self.demotion();
+        let mut actions = Vec::new();
+        if !self.failover_started {
+            self.failover_started = true;
+            actions.extend(self.failover.set_demoted(now, reason));
+            actions.extend(self.failover.start(now));
+        } else if reason != self.failover.demoted() {
+            actions.extend(self.failover.set_demoted(now, reason));
+        }
+        if self.failover.poll_timeout().is_some_and(|t| t <= now) {
+            actions.extend(self.failover.handle_timeout(now));
+        }
+        self.apply_failover(actions);
+    }
+
+    /// Sends the groups' frames (through worker 0's inject queue) and tells every worker which virtual
+    /// MACs to accept.
+    fn apply_failover(&mut self, actions: Vec<failover::Action>) {
+        for action in actions {
+            match action {
+                failover::Action::Send { port, frame } => self.inject(0, port, &frame),
+                failover::Action::Master {
+                    port,
+                    mac,
+                    addresses,
+                    master,
+                } => {
+                    for ch in self.channels {
+                        let _ = ch.control.push(ControlOp::VirtualMac {
+                            port,
+                            mac,
+                            accept: master,
+                        });
+                    }
+                    if let Some(a) = self.addresses.get_mut(usize::from(port.0)) {
+                        a.virtual_addrs.retain(|(_, m)| *m != mac);
+                        if master {
+                            a.virtual_addrs
+                                .extend(addresses.into_iter().map(|ip| (ip, mac)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The groups, for `show failover`.
+    fn failover_rows(&self) -> Vec<GroupRow> {
+        let now = self.micros();
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let refused = self.failover.refused();
+        self.failover
+            .groups()
+            .iter()
+            .map(|g| {
+                let r = &g.router;
+                let c = r.counts();
+                GroupRow {
+                    name: g.name.clone(),
+                    port: self
+                        .port_names
+                        .get(usize::from(g.port.0))
+                        .cloned()
+                        .unwrap_or_default(),
+                    vrid: r.config().vrid,
+                    state: r.state().name().into(),
+                    priority: r.config().priority,
+                    effective_priority: r.effective_priority(),
+                    demoted: if r.demoted() {
+                        self.failover.demoted().unwrap_or("").into()
+                    } else {
+                        String::new()
+                    },
+                    master: r.master().map(|a| a.to_string()).unwrap_or_default(),
+                    since_ms: now.saturating_sub(g.since) / 1000,
+                    changed_unix_ms: unix_ms.saturating_sub(now.saturating_sub(g.since) / 1000),
+                    addresses: r.config().addresses.iter().map(|a| a.to_string()).collect(),
+                    counters: [
+                        ("advertisements_sent", c.sent),
+                        ("advertisements_received", c.received),
+                        ("refused_hop_limit", c.bad_hop_limit),
+                        ("address_mismatch", c.address_mismatch),
+                        ("interval_mismatch", c.interval_mismatch),
+                        ("became_master", c.became_master),
+                        ("became_backup", c.became_backup),
+                        ("master_left", c.master_left),
+                        // Refused before any group saw them, the same for every group.
+                        ("refused_malformed", refused.malformed),
+                        ("refused_bad_checksum", refused.bad_checksum),
+                        ("refused_not_to_group", refused.not_to_group),
+                        ("refused_unknown_vrid", refused.unknown_vrid),
+                    ]
+                    .into_iter()
+                    .map(|(name, value)| counter(name, value))
+                    .collect(),
+                }
+            })
+            .collect()
+    }
+
     fn snapshot(&self, request: &Request, ports: &[(String, EthPort)]) -> Snapshot {
         let mut snap = Snapshot {
             node: self.node.clone(),
+            failover: self.failover_rows(),
             ..Snapshot::default()
         };
         if request.topic == Topic::States {
