@@ -8,10 +8,11 @@
 #      fw-b (asymmetric), single stream and 4 streams;
 #   2. 1,000 short HTTP-like connections on the asymmetric path (each SYN deferred until fw-b acknowledges
 #      the new state);
-#   3. kill -9 fw-a while an iperf3 transfer runs on the asymmetric path, its sync link cut 20 ms before
-#      (a node that hangs, then dies: fw-b's copies of its states lag what the endpoints did); the
-#      client's route moves to fw-b, the transfer goes on, new connections work; fw-a restarts,
-#      bulk-syncs and rejoins;
+#   3. the hosts' gateways become the VRRP virtual addresses (fw-a master inside, fw-b outside: the
+#      asymmetric path by election); kill -9 fw-a while an iperf3 transfer runs, its sync link cut 20 ms
+#      before (a node that hangs, then dies: fw-b's copies of its states lag what the endpoints did);
+#      fw-b takes the inside address by VRRP alone (no route is changed), the transfer goes on, new
+#      connections work; fw-a restarts, bulk-syncs and only then takes its address back;
 # and prints a summary. Everything is torn down at the end, on error and on Ctrl-C.
 #
 #   scripts/demo.sh            the full demo (about a minute)
@@ -139,18 +140,27 @@ awk -v m="$reuse_max" 'BEGIN {exit !(m < 500)}' || fail "port reuse: a connect t
 fo_line="not run (two-node demo only)"
 rejoin_line="-"
 if [ "$nodes" = 2 ]; then
-  echo "== failover: kill -9 fw-a during a ${fo_secs}s iperf3 on the asymmetric path, its sync link cut 20 ms before"
+  echo "== failover by VRRP: the hosts' gateways are the virtual addresses; kill -9 fw-a during a ${fo_secs}s iperf3, its sync link cut 20 ms before"
+  scripts/netns.sh route client vip
+  scripts/netns.sh route server vip
+  group_wait a inside-vip master 100 || fail "fw-a is not VRRP master inside"
+  group_wait b outside-vip master 100 || fail "fw-b is not VRRP master outside"
+  echo "   fw-a master of 198.18.1.254 (inside), fw-b of 198.19.1.254 (outside)"
   ip netns exec tnd-client iperf3 -c 198.19.1.10 -f m -i 1 --forceflush -t "$fo_secs" > "$work/fo.out" 2>&1 &
   iperf_pid=$!
   sleep 3
   probed_before=$(counter b sync hold_probed)
   ip netns exec tnd-sw ip link set a-sync down
   sleep 0.02
-  kill -9 "${fw_pid[a]}"; unset 'fw_pid[a]'
   killed_at=$(date +%s.%N)
-  # Until the failover groups move the gateway address, the client's route moves to fw-b.
-  scripts/netns.sh route client b
-  echo "   fw-a killed; client->server now through fw-b"
+  kill -9 "${fw_pid[a]}"; unset 'fw_pid[a]'
+  if group_wait b inside-vip master 300; then
+    takeover=$(awk -v a="$killed_at" -v b="$(group_field b inside-vip changed_unix_ms)" 'BEGIN {printf "%.2f", b / 1000 - a}')
+    echo "   fw-a killed; fw-b took 198.18.1.254 ${takeover} s later (VRRP, advertisements every 100 ms; no route changed)"
+  else
+    takeover="never"
+    fail "fw-b did not take the inside address"
+  fi
   sleep 2
   echo "== new connections through fw-b alone"
   # The same server port as before: clients reuse ports, so these meet the closed connections' states.
@@ -170,7 +180,7 @@ if [ "$nodes" = 2 ]; then
     show b counters | awk '$2 != 0' | head -40
     show b sync | head -40
   fi
-  fo_line="established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds, $probes takeover probes), new connections $after_ok/50"
+  fo_line="by VRRP in $takeover s; established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds, $probes takeover probes), new connections $after_ok/50"
 
   echo "== restart fw-a: bulk update from fw-b, then in sync"
   ip netns exec tnd-sw ip link set a-sync up
@@ -180,6 +190,17 @@ if [ "$nodes" = 2 ]; then
     rejoin=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
     states=$(show a states | grep -c 198.18.1.10 || true)
     rejoin_line="in sync ${rejoin}s after start (process start and DPDK included), $states states copied"
+    synced_at=$(date +%s.%N)
+    # Only in sync may it take its address back (preemption, its priority no longer demoted).
+    if group_wait a inside-vip master 100; then
+      back=$(group_field a inside-vip changed_unix_ms)
+      back_after=$(awk -v a="$synced_at" -v b="$back" 'BEGIN {printf "%.2f", b / 1000 - a}')
+      awk -v d="$back_after" 'BEGIN {exit !(d > -0.5)}' ||
+        fail "fw-a took its address back ${back_after} s before it was in sync"
+      rejoin_line="$rejoin_line; VRRP master inside again ${back_after} s after that"
+    else
+      fail "fw-a did not take its address back once in sync"
+    fi
   else
     rejoin_line="NOT in sync after 20 s"
     fail "fw-a did not rejoin"

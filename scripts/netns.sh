@@ -10,7 +10,9 @@
 #                                      198.18.255.9 that is not a peer (scripts/hostile-sync.sh)
 #   scripts/netns.sh down         remove every namespace it made
 #   scripts/netns.sh route SIDE NODE   send the client's (SIDE=client) or the server's (SIDE=server)
-#                                      traffic through firewall NODE (a, b or c)
+#                                      traffic through firewall NODE (a, b or c), or through the VRRP
+#                                      virtual address of that side (NODE=vip: 198.18.1.254 inside,
+#                                      198.19.1.254 outside), whichever firewall is master
 #
 # Namespaces (all named tnd-*):
 #   tnd-client   eth0 198.18.1.10/24               (default route: a firewall's inside address)
@@ -134,7 +136,8 @@ node_index() {
 
 route() {
   local side=$1 node=$2 i
-  i=$(node_index "$node")
+  # `vip`: the failover groups' virtual address (.254), whichever firewall is its VRRP master.
+  if [ "$node" = vip ]; then i=254; else i=$(node_index "$node"); fi
   case "$side" in
     client) in_ns tnd-client ip route replace default via "198.18.1.$i" dev eth0 ;;
     server) in_ns tnd-server ip route replace default via "198.19.1.$i" dev eth0 ;;
@@ -149,5 +152,5 @@ case "${1:-}" in
   down) down ;;
   rogue) rogue ;;
   route) route "${2:?client or server}" "${3:?a, b or c}" ;;
-  *) echo "usage: $0 up [2|3] [relay] | down | rogue | route client|server a|b|c" >&2; exit 2 ;;
+  *) echo "usage: $0 up [2|3] [relay] | down | rogue | route client|server a|b|c|vip" >&2; exit 2 ;;
 esac

@@ -43,4 +43,7 @@ scripts/hostile-data.sh
 step "hostile sync: forged INS, CLR and bulk request from a host on the sync link, with and without a peer's address (scripts/hostile-sync.sh)"
 scripts/hostile-sync.sh
 
+step "VRRPv3 against keepalived: elections both ways, takeovers after kill -9, preemption, bad advertisements refused (scripts/vrrp.sh)"
+scripts/vrrp.sh
+
 step "all test layers passed"

@@ -37,6 +37,23 @@ show() { "$tandem" show "$2" --socket "$sockdir/fw-$1.sock" 2>/dev/null; }
 counter() { show "$1" "$2" | awk -v k="$3" '$1 == k {print $2; exit}'; }
 in_sync() { show "$1" sync | grep -q '^in sync: yes'; }
 
+# A VRRP group's field from `show failover`: group_field NODE GROUP FIELD.
+group_field() {
+  "$tandem" show failover --json --socket "$sockdir/fw-$1.sock" 2>/dev/null | python3 -c '
+import json, sys
+print(next((g[sys.argv[2]] for g in json.load(sys.stdin) if g["name"] == sys.argv[1]), ""))' "$2" "$3" 2>/dev/null
+}
+
+# group_wait NODE GROUP STATE [TENTHS]: waits until the group is in STATE (master, backup).
+group_wait() {
+  local i
+  for ((i = 0; i < ${4:-50}; i++)); do
+    [ "$(group_field "$1" "$2" state)" = "$3" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 wait_in_sync() {
   local n=$1 limit=${2:-100} i
   for ((i = 0; i < limit; i++)); do
