@@ -55,6 +55,17 @@ timeout_resends=$(sum_counter sync delivery_resent_on_timeout)
 acks=$(sum_counter sync delivery_acks_received)
 gaps=$(sum_counter sync delivery_gaps_received)
 drops=$(( $(sum_counter counters drop_out_of_window) - before_drops ))
+echo "== tandem sync resync on fw-b: a fresh bulk update from fw-a, over the lossy link"
+bulks_before=$(counter b sync bulks_received)
+"$tandem" sync resync --socket "$sockdir/fw-b.sock"
+resynced=no
+for _ in $(seq 150); do
+  [ "$(counter b sync bulks_received)" -gt "$bulks_before" ] && in_sync b && { resynced=yes; break; }
+  sleep 0.1
+done
+echo "   bulk updates received by fw-b: $bulks_before before, $(counter b sync bulks_received) after; in sync: $resynced"
+[ "$resynced" = yes ] || fail "fw-b did not complete a bulk update after tandem sync resync"
+
 stop_fws
 pkill -INT -f "tandem relay" 2>/dev/null || true
 sleep 0.5

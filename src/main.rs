@@ -41,6 +41,20 @@ enum ShowTopic {
     Failover,
 }
 
+/// `tandem sync` actions.
+#[derive(Debug, Subcommand)]
+enum SyncAction {
+    /// Ask the peers for every state they hold (peers answer one bulk update per 10 s per node).
+    Resync {
+        /// The appliance's profile (its admin socket is found there).
+        #[arg(short, long, conflicts_with = "socket")]
+        profile: Option<PathBuf>,
+        /// The admin socket itself.
+        #[arg(short, long)]
+        socket: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the appliance described by a profile and run until SIGINT or SIGTERM.
@@ -77,6 +91,13 @@ enum Command {
         /// The admin socket itself.
         #[arg(short, long)]
         socket: Option<PathBuf>,
+    },
+    /// Ask a running appliance's sync core for a fresh bulk update from its peers (`resync`): the node is
+    /// out of sync, and its failover groups demoted, until it completes.
+    Sync {
+        /// What to do.
+        #[command(subcommand)]
+        action: SyncAction,
     },
     /// Write a pcap of synthetic TCP connections (handshake, data, acknowledgements) for replay through
     /// net_pcap; each connection's data per pass stays within one window, so the capture can loop.
@@ -172,6 +193,9 @@ fn main() -> ExitCode {
             profile,
             socket,
         } => show(topic, json, profile, socket),
+        Command::Sync {
+            action: SyncAction::Resync { profile, socket },
+        } => ask(Topic::Resync, false, profile, socket),
         Command::Generate {
             out,
             flows,
@@ -248,6 +272,25 @@ fn show(
     profile: Option<PathBuf>,
     socket: Option<PathBuf>,
 ) -> Result<ExitCode> {
+    let topic = match topic {
+        ShowTopic::States => Topic::States,
+        ShowTopic::Sync => Topic::Sync,
+        ShowTopic::Peers => Topic::Peers,
+        ShowTopic::Ports => Topic::Ports,
+        ShowTopic::Rules => Topic::Rules,
+        ShowTopic::Counters => Topic::Counters,
+        ShowTopic::Failover => Topic::Failover,
+    };
+    ask(topic, json, profile, socket)
+}
+
+/// Sends one request to a running appliance's admin socket and prints the answer.
+fn ask(
+    topic: Topic,
+    json: bool,
+    profile: Option<PathBuf>,
+    socket: Option<PathBuf>,
+) -> Result<ExitCode> {
     let socket = match (socket, profile) {
         (Some(socket), _) => socket,
         (None, Some(profile)) => match tandem_config::load(&profile) {
@@ -258,15 +301,6 @@ fn show(
             }
         },
         (None, None) => anyhow::bail!("give --profile or --socket"),
-    };
-    let topic = match topic {
-        ShowTopic::States => Topic::States,
-        ShowTopic::Sync => Topic::Sync,
-        ShowTopic::Peers => Topic::Peers,
-        ShowTopic::Ports => Topic::Ports,
-        ShowTopic::Rules => Topic::Rules,
-        ShowTopic::Counters => Topic::Counters,
-        ShowTopic::Failover => Topic::Failover,
     };
     let request = Request {
         topic,

@@ -28,6 +28,8 @@ pub enum Topic {
     Counters,
     /// VRRP groups: state, priority, master, transitions.
     Failover,
+    /// Not a view but an order (`tandem sync resync`): ask the peers for a fresh bulk update.
+    Resync,
 }
 
 impl Topic {
@@ -52,6 +54,7 @@ impl Topic {
             Topic::Rules => "rules",
             Topic::Counters => "counters",
             Topic::Failover => "failover",
+            Topic::Resync => "resync",
         }
     }
 }
@@ -90,6 +93,12 @@ impl Request {
     pub fn parse(line: &str) -> Result<Request, RequestError> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let (topic, format) = match words.as_slice() {
+            ["sync", "resync"] => {
+                return Ok(Request {
+                    topic: Topic::Resync,
+                    format: Format::Text,
+                });
+            }
             ["show", topic] => (*topic, Format::Text),
             ["show", topic, "json"] => (*topic, Format::Json),
             _ => return Err(RequestError::Malformed),
@@ -103,6 +112,9 @@ impl Request {
 
     /// The request line for this request.
     pub fn line(&self) -> String {
+        if self.topic == Topic::Resync {
+            return "sync resync\n".into();
+        }
         match self.format {
             Format::Text => format!("show {}\n", self.topic.name()),
             Format::Json => format!("show {} json\n", self.topic.name()),
@@ -278,6 +290,7 @@ pub fn render(request: &Request, snapshot: &Snapshot) -> String {
             Topic::Rules => serde_json::to_value(&snapshot.rules),
             Topic::Counters => serde_json::to_value(&snapshot.workers),
             Topic::Failover => serde_json::to_value(&snapshot.failover),
+            Topic::Resync => serde_json::to_value(&snapshot.sync),
         };
         let mut text = value
             .and_then(|v| serde_json::to_string_pretty(&v))
@@ -353,6 +366,14 @@ pub fn render(request: &Request, snapshot: &Snapshot) -> String {
             }
             t.render()
         }
+        Topic::Resync => match &snapshot.sync {
+            Some(_) => {
+                "resync: the sync core asks its peers for a bulk update; `tandem show sync` says \
+                        when the node is in sync again\n"
+                    .into()
+            }
+            None => "resync: sync is not configured on this node\n".into(),
+        },
         Topic::Failover => {
             let mut t = TextTable::new(&[
                 "group", "port", "vrid", "state", "prio", "eff", "master", "since", "demoted",
@@ -504,6 +525,14 @@ mod tests {
             Err(RequestError::Malformed)
         );
         assert_eq!(Request::parse("flush states"), Err(RequestError::Malformed));
+        // The one order: not a `show` topic, its own line.
+        let resync = Request {
+            topic: Topic::Resync,
+            format: Format::Text,
+        };
+        assert_eq!(resync.line(), "sync resync\n");
+        assert_eq!(Request::parse("sync resync"), Ok(resync));
+        assert_eq!(Request::parse("show resync"), Err(RequestError::Malformed));
     }
 
     fn snapshot() -> Snapshot {

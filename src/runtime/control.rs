@@ -467,6 +467,9 @@ impl<'a> Control<'a> {
             failover: self.failover_rows(),
             ..Snapshot::default()
         };
+        if request.topic == Topic::Resync && self.sync_on {
+            self.sync.resync.store(true, Ordering::Relaxed);
+        }
         if request.topic == Topic::States {
             for (ch, c) in self.channels.iter().zip(self.counters.iter()) {
                 // Room for the states the worker last counted and the few it may have made since.

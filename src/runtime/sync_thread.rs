@@ -116,6 +116,8 @@ pub struct SyncShared {
     pub snapshot: Mutex<SyncSnapshot>,
     /// Whether the node is in sync (read by failover without locking).
     pub in_sync: AtomicBool,
+    /// Set by `tandem sync resync`: the sync core asks its peers for a fresh bulk update.
+    pub resync: AtomicBool,
 }
 
 /// The sync core's owner-redirect side: its buffers and counters.
@@ -278,6 +280,11 @@ pub fn run<M: ShardMap>(
     while !stop.load(Ordering::Relaxed) {
         let t = now();
         let mut busy = false;
+        if shared.resync.swap(false, Ordering::Relaxed) {
+            // Out of sync until the bulk update completes (failover demotes the node meanwhile).
+            engine.start(t);
+            busy = true;
+        }
         for (w, channels) in workers.iter().enumerate() {
             // Bound the batch so packets and timers are not starved by a flood of events.
             for _ in 0..4096 {
