@@ -545,6 +545,19 @@ fn the_admin_socket_and_metrics_answer_during_traffic() {
         metrics.contains("tandem_states{worker=\"0\"} 32"),
         "{metrics}"
     );
+    // Prometheus conventions: every family described and typed, what varies a label.
+    for line in [
+        "# HELP tandem_states States held, per worker.",
+        "# TYPE tandem_states gauge",
+        "# TYPE tandem_worker_drops_total counter",
+        "# HELP tandem_worker_rx_packets_total Worker counter `rx_packets`",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(
+        metrics.contains("tandem_worker_drops_total{worker=\"0\",reason=\"out_of_window\"}"),
+        "{metrics}"
+    );
 }
 
 /// Runs `tandem relay` between two net_pcap ports for `run`, with `delay_us` and `extra` arguments;

@@ -186,6 +186,21 @@ pub struct SyncView {
     pub counters: Vec<Counter>,
     /// Sync lag percentiles in microseconds: change to transmission, change to acknowledgement.
     pub lag_us: Vec<Counter>,
+    /// The same latencies as histograms, for metrics.
+    pub histograms: Vec<HistogramRow>,
+}
+
+/// A latency histogram, Prometheus-style: cumulative counts at upper bounds in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramRow {
+    /// What it measures (`change_to_send`, `iack`).
+    pub stage: String,
+    /// `(upper bound in microseconds, values at or below it)`, bounds rising.
+    pub buckets: Vec<(u64, u64)>,
+    /// Sum of the values, microseconds.
+    pub sum_us: u64,
+    /// Values recorded.
+    pub count: u64,
 }
 
 /// A port.

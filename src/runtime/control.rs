@@ -12,7 +12,8 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use anyhow::{Context, Result};
 use tandem_config::{Direction, Profile, Rule, RuleAction};
 use tandem_control::admin::{
-    Counter, GroupRow, PeerRow, PortRow, Request, RuleRow, Snapshot, SyncView, Topic, WorkerRow,
+    Counter, GroupRow, HistogramRow, PeerRow, PortRow, Request, RuleRow, Snapshot, SyncView, Topic,
+    WorkerRow,
 };
 use tandem_control::failover::{self, Failover, PortInfo};
 use tandem_control::neighbor::{NeighborAction, PortAddresses, handle_punted, solicit};
@@ -685,11 +686,30 @@ impl<'a> Control<'a> {
                     ));
                 }
             }
+            let histograms = [("change_to_send", &st.sync_lag), ("iack", &st.iack_latency)]
+                .into_iter()
+                .map(|(stage, h)| {
+                    let mut seen = 0;
+                    HistogramRow {
+                        stage: stage.into(),
+                        buckets: h
+                            .buckets()
+                            .map(|(le, n)| {
+                                seen += n;
+                                (le, seen)
+                            })
+                            .collect(),
+                        sum_us: h.sum().as_micros(),
+                        count: h.count(),
+                    }
+                })
+                .collect();
             snap.sync = Some(SyncView {
                 in_sync: s.in_sync,
                 policy: self.policy.clone(),
                 counters,
                 lag_us: lag,
+                histograms,
             });
             snap.peers = s
                 .peers

@@ -34,6 +34,11 @@ impl Histogram {
         Duration(self.max_us)
     }
 
+    /// The sum of the values recorded.
+    pub fn sum(&self) -> Duration {
+        Duration(self.sum_us)
+    }
+
     /// The mean.
     pub fn mean(&self) -> Duration {
         Duration(self.sum_us.checked_div(self.count).unwrap_or(0))
