@@ -7,6 +7,8 @@ succeeded and how long the connects took (the SYN's round trip, which includes a
   conns.py connect HOST PORT N [TIMEOUT_S]
   conns.py reuse HOST PORT N GAP_S SRC_PORT   N connections one after another from the same client port,
                                               GAP_S apart: each meets the closed state of the one before
+  conns.py paced HOST PORT N GAP_S            N connections one after another, GAP_S apart (across a
+                                              failover), each given 5 s
 """
 import json
 import socket
@@ -99,6 +101,8 @@ if __name__ == "__main__":
     elif len(sys.argv) >= 5 and sys.argv[1] == "connect":
         timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
         sys.exit(connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), timeout))
+    elif len(sys.argv) >= 6 and sys.argv[1] == "paced":
+        sys.exit(connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), 5.0, float(sys.argv[5])))
     elif len(sys.argv) >= 7 and sys.argv[1] == "reuse":
         sys.exit(connect(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), 3.0,
                          float(sys.argv[5]), int(sys.argv[6])))

@@ -152,6 +152,10 @@ if [ "$nodes" = 2 ]; then
   probed_before=$(counter b sync hold_probed)
   ip netns exec tnd-sw ip link set a-sync down
   sleep 0.02
+  # Connections opened across the takeover, one every 50 ms for 2 s from just before the kill.
+  ip netns exec tnd-client python3 scripts/conns.py paced 198.19.1.10 8080 40 0.05 > "$work/across.json" 2>&1 &
+  across_pid=$!
+  sleep 0.1
   killed_at=$(date +%s.%N)
   kill -9 "${fw_pid[a]}"; unset 'fw_pid[a]'
   if group_wait b inside-vip master 300; then
@@ -161,7 +165,12 @@ if [ "$nodes" = 2 ]; then
     takeover="never"
     fail "fw-b did not take the inside address"
   fi
-  sleep 2
+  wait "$across_pid" || true
+  across_json=$(cat "$work/across.json")
+  across_ok=$(echo "$across_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' 2>/dev/null || echo 0)
+  across_max=$(echo "$across_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connect_ms_max"])' 2>/dev/null || echo -)
+  echo "   connections opened across the takeover: $across_json"
+  [ "$across_ok" = 40 ] || fail "connections across the takeover: $across_ok of 40"
   echo "== new connections through fw-b alone"
   # The same server port as before: clients reuse ports, so these meet the closed connections' states.
   after_json=$(ip netns exec tnd-client python3 scripts/conns.py connect 198.19.1.10 8080 50 || true)
@@ -180,7 +189,7 @@ if [ "$nodes" = 2 ]; then
     show b counters | awk '$2 != 0' | head -40
     show b sync | head -40
   fi
-  fo_line="by VRRP in $takeover s; established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds, $probes takeover probes), new connections $after_ok/50"
+  fo_line="by VRRP in $takeover s; established iperf3 $fo_status, $after_mbit Mbit/s after the kill ($zero_intervals empty seconds, $probes takeover probes), connections across the takeover $across_ok/40 (slowest $across_max ms), new connections $after_ok/50"
 
   echo "== restart fw-a: bulk update from fw-b, then in sync"
   ip netns exec tnd-sw ip link set a-sync up

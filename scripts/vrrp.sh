@@ -4,10 +4,11 @@
 #   1. Tandem 200, keepalived 100: Tandem is elected; keepalived is backup.
 #   2. kill -9 Tandem: keepalived takes over; the gap is measured.
 #   3. Tandem starts again: it preempts; keepalived is backup again.
-#   4. Tandem 50 (restarted), keepalived 100: keepalived is master, Tandem backup; kill -9 keepalived:
+#   4. Tandem stopped with SIGTERM: its priority-0 advertisement hands over at keepalived's skew time.
+#   5. Tandem 50 (restarted), keepalived 100: keepalived is master, Tandem backup; kill -9 keepalived:
 #      Tandem takes over; the gap is measured.
-#   5. Bad advertisements (bad checksum, TTL 64, an unknown VRID, VRRPv2) are refused and counted.
-#   6. The reference: keepalived against keepalived at the same interval, the same kill.
+#   6. Bad advertisements (bad checksum, TTL 64, an unknown VRID, VRRPv2) are refused and counted.
+#   7. The reference: keepalived against keepalived at the same interval, the same kill.
 # A takeover gap runs from the kill (of every keepalived process, or Tandem's) to the survivor becoming
 # master: the time keepalived's notify script ran, or the time Tandem's `show failover` says its state
 # began (its control thread's clock), so that the 10 ms polling adds nothing.
@@ -222,9 +223,16 @@ echo "   Tandem master ${t} s after its admin socket opened"
 wait_for tka BACKUP 5 > /dev/null || fail "keepalived is $(tka) after Tandem preempted"
 echo "   keepalived $(tka)"
 
-echo "== 4. Tandem 50 against keepalived 100; then kill -9 keepalived"
-kill -9 "$fw_pid"; rm -f "$sock/fw.sock"
+echo "== 4. Tandem stopped (SIGTERM): its priority-0 advertisement hands over at keepalived's skew time"
+killed=$(now); kill -TERM "$fw_pid"
 wait_for tka MASTER 10 > /dev/null || fail "keepalived did not take over"
+gap_term=$(gap "$killed" "$(ka_since tnd-vka)")
+echo "   keepalived MASTER ${gap_term} s after the SIGTERM (a crash costs the master-down interval)"
+awk -v g="$gap_term" 'BEGIN {exit !(g < 0.25)}' || fail "no hand-over: ${gap_term} s after a clean stop"
+for _ in $(seq 50); do kill -0 "$fw_pid" 2>/dev/null || break; sleep 0.1; done
+rm -f "$sock/fw.sock"
+
+echo "== 5. Tandem 50 against keepalived 100; then kill -9 keepalived"
 start_tandem 50
 sleep 1.5
 [ "$(tandem_state)" = backup ] || fail "Tandem is $(tandem_state) under a higher-priority keepalived"
@@ -235,7 +243,7 @@ wait_for tandem_state master 10 > /dev/null || fail "Tandem did not take over"
 gap_tandem=$(gap "$killed" "$(tandem_since)")
 echo "   Tandem master ${gap_tandem} s after the kill"
 
-echo "== 5. bad advertisements"
+echo "== 6. bad advertisements"
 before=$(for c in refused_bad_checksum refused_hop_limit refused_unknown_vrid refused_malformed; do tandem_counter $c; done | paste -sd' ')
 echo "   $(ip netns exec tnd-vhost python3 scripts/hostile.py vrrp 198.18.7.10 7)"
 sleep 0.3
@@ -249,7 +257,7 @@ read -r b1 b2 b3 b4 <<< "$before"; read -r a1 a2 a3 a4 <<< "$after"
 [ "$(tandem_state)" = master ] || fail "a bad advertisement moved Tandem to $(tandem_state)"
 kill -9 "$fw_pid"; rm -f "$sock/fw.sock"
 
-echo "== 6. reference: keepalived 100 against keepalived 200, kill -9 the master"
+echo "== 7. reference: keepalived 100 against keepalived 200, kill -9 the master"
 echo INIT > "$work/tnd-vka/state"
 start_keepalived tnd-vka 100
 start_keepalived tnd-vkb 200
@@ -262,6 +270,7 @@ echo "   keepalived MASTER ${gap_ref} s after the kill"
 
 echo
 printf '%-44s %s\n' "takeover, keepalived after Tandem died" "${gap_ka} s"
+printf '%-44s %s\n' "hand-over, keepalived after Tandem stopped" "${gap_term} s"
 printf '%-44s %s\n' "takeover, Tandem after keepalived died" "${gap_tandem} s"
 printf '%-44s %s\n' "takeover, keepalived after keepalived died" "${gap_ref} s (reference)"
 echo "TAKEOVER tandem=${gap_tandem} keepalived=${gap_ref}" > "$work/summary"

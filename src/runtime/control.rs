@@ -354,6 +354,19 @@ impl<'a> Control<'a> {
         (!alive).then_some("no sync peer alive")
     }
 
+    /// Shuts the VRRP groups down before the workers stop: a master injects its priority-0 advertisement.
+    /// Returns whether there was anything to send.
+    pub fn shutdown_failover(&mut self) -> bool {
+        if !self.failover_started {
+            return false;
+        }
+        let now = self.micros();
+        let actions = self.failover.shutdown(now);
+        let any = !actions.is_empty();
+        self.apply_failover(actions);
+        any
+    }
+
     /// Starts the groups, follows the node's sync state and runs their timers.
     fn run_failover(&mut self) {
         if self.failover.groups().is_empty() {

@@ -410,6 +410,9 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
         (link, _) => link.map(|(link, _)| link),
     };
 
+    // The threads stop on their own flag, set after the control thread's goodbyes (`stop` is the
+    // signal's).
+    let threads_stop = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
         let mut threads = Vec::new();
         for w in 0..workers {
@@ -444,7 +447,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                 ports: data_ports.clone(),
                 backoff,
             };
-            let (stop, eal) = (&stop, &eal);
+            let (stop, eal) = (&threads_stop, &eal);
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{w}"))
@@ -463,7 +466,7 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
             (engine, transport, profile.sync.as_ref())
         {
             let (stop, eal, shared, channels, owners) = (
-                &stop,
+                &threads_stop,
                 &eal,
                 sync_shared.clone(),
                 channels.clone(),
@@ -564,7 +567,12 @@ pub fn run(profile: &Profile, options: &RunOptions, stop: Arc<AtomicBool>) -> Re
                 next_report = Some(at + interval);
             }
         }
-        stop.store(true, Ordering::Relaxed);
+        // A master leaves with a priority-0 advertisement, so that its backups take over after their skew
+        // time: the workers still run long enough to send it.
+        if control.shutdown_failover() {
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+        threads_stop.store(true, Ordering::Relaxed);
         drop(control);
         let mut outcome = Ok(());
         for thread in threads {

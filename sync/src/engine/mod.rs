@@ -1344,12 +1344,16 @@ impl<M: ShardMap> Engine<M> {
         }
         consider(Some(self.last_sent + self.cfg.keepalive));
         consider(self.peers.next_death(self.cfg.peer_dead));
-        consider(
-            (0..self.peers.len())
-                .filter(|p| self.owed_bulk & (1 << p) != 0)
-                .map(|p| self.bulk_allowed_at(p))
-                .min(),
-        );
+        // An owed bulk update waits for its interval, and for the bulk update running (whose pacing
+        // timer brings the next call).
+        if self.bulk_out.is_none() {
+            consider(
+                (0..self.peers.len())
+                    .filter(|p| self.owed_bulk & (1 << p) != 0)
+                    .map(|p| self.bulk_allowed_at(p))
+                    .min(),
+            );
+        }
         if let Some(tx) = &self.sender {
             consider(tx.next_due(self.peers.alive_mask()));
             consider(
