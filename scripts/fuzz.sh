@@ -87,6 +87,11 @@ minimize() {
   for t in "${targets[@]}"; do
     rm -rf "target/fuzz/$t.min"
     cargo afl cmin -i "target/fuzz/$t/default/queue" -o "target/fuzz/$t.min" -- "$bin/$t" > /dev/null
+    # Never trade the committed corpus for nothing (afl-cmin can find no tuples, and write no file).
+    if [ -z "$(ls -A "target/fuzz/$t.min" 2>/dev/null)" ]; then
+      echo "fuzz: $t: afl-cmin kept no input; the committed corpus is left as it is" >&2
+      exit 1
+    fi
     rm -rf "${corpus:?}/$t"
     mkdir -p "$corpus/$t"
     local i=0 f
