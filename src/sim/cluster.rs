@@ -30,7 +30,7 @@ use tandem_dataplane::route::{NextHop, RouteTable};
 use tandem_dataplane::rules::RuleSet;
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::ethernet::MacAddr;
-use tandem_dataplane::wire::tcp::{Packet as TcpPacket, TcpFlags, TcpRepr};
+use tandem_dataplane::wire::tcp::Packet as TcpPacket;
 use tandem_dataplane::worker::{
     ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
 };
@@ -44,7 +44,7 @@ use tandem_sync::state::TcpPeer;
 use tandem_sync::time::Duration;
 
 use super::net::{EventQueue, Link, LinkConfig, Ns};
-use super::tcp::{Segment, TcpConfig, TcpEndpoint};
+use crate::traffic::tcp::{Segment, TcpConfig, TcpEndpoint};
 
 const INSIDE: PortId = PortId(0);
 const OUTSIDE: PortId = PortId(1);
@@ -1483,23 +1483,7 @@ fn tcp_seq_len(frame: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn segment_of(frame: &[u8]) -> Option<Segment> {
-    let tcp = TcpPacket::new_checked(tcp_bytes(frame)?).ok()?;
-    let repr = TcpRepr::parse(&tcp).ok()?;
-    Some(Segment {
-        seq: repr.seq,
-        ack: repr.ack,
-        flags: repr.flags.0,
-        win: repr.window,
-        len: tcp.payload().len() as u32,
-        mss: repr.mss,
-        wscale: repr.window_scale,
-        sack_ok: repr.sack_permitted,
-        sack: [
-            repr.sack_ranges[0],
-            repr.sack_ranges[1],
-            repr.sack_ranges[2],
-        ],
-    })
+    Segment::of_tcp(&TcpPacket::new_checked(tcp_bytes(frame)?).ok()?)
 }
 
 fn frame_of(f: &Flow, server: bool, seg: &Segment) -> Vec<u8> {
@@ -1516,19 +1500,7 @@ fn frame_of(f: &Flow, server: bool, seg: &Segment) -> Vec<u8> {
             80,
         )
     };
-    let repr = TcpRepr {
-        src_port,
-        dst_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: TcpFlags(seg.flags),
-        window: seg.win,
-        mss: seg.mss,
-        window_scale: seg.wscale,
-        sack_permitted: seg.sack_ok,
-        sack_ranges: [seg.sack[0], seg.sack[1], seg.sack[2], None],
-        ..TcpRepr::default()
-    };
+    let repr = seg.repr(src_port, dst_port);
     let len = (seg.len as usize).min(ZEROS.len());
     build::tcp(&ends, &repr, &ZEROS[..len]).unwrap_or_default()
 }

@@ -9,12 +9,19 @@
 //! one recovery, keeping what it has in flight under the congestion window); NewReno otherwise. No
 //! timestamps, no pacing: the link's queue absorbs bursts.
 //!
-//! The client sends an unlimited (or given) amount of data; the server acknowledges. Time is virtual.
+//! The client sends an unlimited (or given) amount of data; the server acknowledges, and may answer with
+//! data of its own once it has received a given amount (a request and its response). Either end may close:
+//! the client after its data is acknowledged and it has received what it expects, with a FIN (the server
+//! answers with its own once its data is acknowledged: RFC 9293's close, TIME-WAIT left to the caller) or
+//! a RST. Time is whatever the caller says it is: virtual in the simulator, the clock in `tandem gen`.
+//!
+//! [`Segment::of_tcp`] and [`Segment::repr`] are the codec between a segment and pf's wire format.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
 use tandem_dataplane::tracker::tcp::flags;
+use tandem_dataplane::wire::tcp::{Packet as TcpPacket, TcpFlags, TcpRepr};
 use tandem_sync::seq;
 use tandem_sync::time::{Duration, Instant};
 
@@ -39,6 +46,54 @@ pub struct Segment {
     pub sack_ok: bool,
     /// SACK blocks: received ranges above the acknowledgement, the most recent first.
     pub sack: [Option<(u32, u32)>; 3],
+}
+
+impl Segment {
+    /// The segment a TCP header carries; `None` when its options do not parse.
+    pub fn of_tcp(tcp: &TcpPacket<&[u8]>) -> Option<Segment> {
+        let repr = TcpRepr::parse(tcp).ok()?;
+        Some(Segment {
+            seq: repr.seq,
+            ack: repr.ack,
+            flags: repr.flags.0,
+            win: repr.window,
+            len: tcp.payload().len() as u32,
+            mss: repr.mss,
+            wscale: repr.window_scale,
+            sack_ok: repr.sack_permitted,
+            sack: [
+                repr.sack_ranges[0],
+                repr.sack_ranges[1],
+                repr.sack_ranges[2],
+            ],
+        })
+    }
+
+    /// The header that carries this segment between the two ports.
+    pub fn repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq: self.seq,
+            ack: self.ack,
+            flags: TcpFlags(self.flags),
+            window: self.win,
+            mss: self.mss,
+            window_scale: self.wscale,
+            sack_permitted: self.sack_ok,
+            sack_ranges: [self.sack[0], self.sack[1], self.sack[2], None],
+            ..TcpRepr::default()
+        }
+    }
+}
+
+/// How an endpoint ends its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Teardown {
+    /// FIN, answered by the peer's FIN, each acknowledged.
+    Fin,
+    /// RST: the connection is gone at once.
+    Rst,
 }
 
 /// Tunables of an endpoint.
@@ -141,6 +196,19 @@ pub struct TcpEndpoint {
     rtt_probe: Option<(u32, Instant)>,
     out: VecDeque<Segment>,
     stats: TcpStats,
+    // The conversation.
+    /// Once this many bytes have arrived, send this many more.
+    reply: Option<(u64, u64)>,
+    /// Once our data is acknowledged and this many bytes have arrived, close this way.
+    close: Option<(u64, Teardown)>,
+    /// The sequence number our FIN took.
+    fin_seq: Option<u32>,
+    /// The peer acknowledged our FIN.
+    fin_acked: bool,
+    /// The peer's FIN arrived (in order).
+    peer_fin: bool,
+    /// A RST was sent or accepted.
+    reset: bool,
 }
 
 /// Largest window field.
@@ -157,9 +225,31 @@ impl TcpEndpoint {
         e
     }
 
-    /// A server that waits for a SYN and only acknowledges.
+    /// A server that waits for a SYN and only acknowledges (and closes when the client does).
     pub fn server(cfg: TcpConfig) -> TcpEndpoint {
         TcpEndpoint::new(cfg, false, 0)
+    }
+
+    /// Once `after` bytes have arrived, sends `bytes` more (a response to a request).
+    pub fn replying(mut self, after: u64, bytes: u64) -> TcpEndpoint {
+        self.reply = (bytes > 0).then_some((after, bytes));
+        self
+    }
+
+    /// Once its own data is acknowledged and `after` bytes have arrived, closes with `how`.
+    pub fn closing(mut self, after: u64, how: Teardown) -> TcpEndpoint {
+        self.close = Some((after, how));
+        self
+    }
+
+    /// Makes this endpoint `fresh`, keeping the buffer it queues segments in (an endpoint reused for a
+    /// new connection allocates nothing once its queue has grown).
+    pub fn reuse(&mut self, fresh: TcpEndpoint) {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        out.extend(fresh.out.iter().copied());
+        *self = fresh;
+        self.out = out;
     }
 
     fn new(cfg: TcpConfig, active: bool, bytes: u64) -> TcpEndpoint {
@@ -201,12 +291,29 @@ impl TcpEndpoint {
             rtt_probe: None,
             out: VecDeque::new(),
             stats: TcpStats::default(),
+            reply: None,
+            close: None,
+            fin_seq: None,
+            fin_acked: false,
+            peer_fin: false,
+            reset: false,
         }
     }
 
     /// Whether the handshake has completed.
     pub fn established(&self) -> bool {
         self.phase == Phase::Established
+    }
+
+    /// Whether the connection is over for this end: it sent or accepted a RST, or its FIN was
+    /// acknowledged and the peer's arrived.
+    pub fn finished(&self) -> bool {
+        self.reset || (self.fin_acked && self.peer_fin)
+    }
+
+    /// Whether a RST ended the connection.
+    pub fn was_reset(&self) -> bool {
+        self.reset
     }
 
     /// Counters.
@@ -285,15 +392,15 @@ impl TcpEndpoint {
         blocks
     }
 
-    fn queue_ack(&mut self) {
+    /// Queues a segment of the synchronised connection that acknowledges what has arrived: it pays
+    /// whatever acknowledgement was owed.
+    fn queue_segment(&mut self, seq_no: u32, tcp_flags: u8, len: u32) {
         let seg = Segment {
-            // The next unsent octet even while retransmitting (`snd_nxt` went back to `snd_una` at the
-            // timeout): FreeBSD's pure ACKs carry `snd_max`, Linux never moves `snd_nxt` back.
-            seq: self.snd_max,
+            seq: seq_no,
             ack: self.rcv_nxt,
-            flags: flags::ACK,
+            flags: tcp_flags,
             win: self.win_field(false),
-            len: 0,
+            len,
             mss: None,
             wscale: None,
             sack_ok: false,
@@ -306,20 +413,14 @@ impl TcpEndpoint {
         self.ack_now = false;
     }
 
+    fn queue_ack(&mut self) {
+        // The next unsent octet even while retransmitting (`snd_nxt` went back to `snd_una` at the
+        // timeout): FreeBSD's pure ACKs carry `snd_max`, Linux never moves `snd_nxt` back.
+        self.queue_segment(self.snd_max, flags::ACK, 0);
+    }
+
     fn queue_data(&mut self, now: Instant, seq_no: u32, len: u32, retransmit: bool) {
-        let seg = Segment {
-            seq: seq_no,
-            ack: self.rcv_nxt,
-            flags: flags::ACK | flags::PSH,
-            win: self.win_field(false),
-            len,
-            mss: None,
-            wscale: None,
-            sack_ok: false,
-            sack: self.sack_blocks(),
-        };
-        self.out.push_back(seg);
-        self.stats.segments_sent += 1;
+        self.queue_segment(seq_no, flags::ACK | flags::PSH, len);
         if retransmit {
             self.stats.retransmits += 1;
             // Karn's rule: no RTT sample across a retransmission.
@@ -330,16 +431,19 @@ impl TcpEndpoint {
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rto);
         }
-        // Data carries the acknowledgement, so no separate ACK is owed.
-        self.unacked_segments = 0;
-        self.delack_at = None;
-        self.ack_now = false;
     }
 
     /// Handles a segment from the peer.
     pub fn on_segment(&mut self, now: Instant, seg: &Segment) {
         let syn = seg.flags & flags::SYN != 0;
         let ack = seg.flags & flags::ACK != 0;
+        if seg.flags & flags::RST != 0 {
+            self.on_reset(seg);
+            return;
+        }
+        if self.reset {
+            return;
+        }
         match self.phase {
             Phase::Closed if !self.active && syn && !ack => {
                 self.rcv_nxt = seg.seq.wrapping_add(1);
@@ -412,8 +516,88 @@ impl TcpEndpoint {
         if seg.len > 0 {
             self.on_data(now, seg);
         }
+        if seg.flags & flags::FIN != 0 {
+            self.on_fin(seg);
+        }
+        if let Some((after, bytes)) = self.reply
+            && self.stats.delivered >= after
+        {
+            self.reply = None;
+            self.to_send = self.to_send.saturating_add(bytes);
+        }
         self.fill(now);
+        self.maybe_close(now);
         self.flush_ack();
+    }
+
+    /// RFC 9293 section 3.10.7: a RST is accepted when its sequence number is the next expected (in
+    /// SYN-SENT, when it acknowledges our SYN); the connection is then gone.
+    fn on_reset(&mut self, seg: &Segment) {
+        let acceptable = match self.phase {
+            Phase::Closed => false,
+            Phase::SynSent => seg.flags & flags::ACK != 0 && seg.ack == self.iss.wrapping_add(1),
+            _ => seg.seq == self.rcv_nxt,
+        };
+        if acceptable && !self.reset {
+            self.reset = true;
+            self.phase = Phase::Closed;
+            self.out.clear();
+            self.rto_at = None;
+            self.delack_at = None;
+            self.ack_now = false;
+        }
+    }
+
+    /// The peer's FIN, in order after its data, takes one sequence number; a repeated one means our
+    /// acknowledgement of it was lost.
+    fn on_fin(&mut self, seg: &Segment) {
+        let at = seg.seq.wrapping_add(seg.len);
+        if !self.peer_fin && at == self.rcv_nxt {
+            self.peer_fin = true;
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+        }
+        self.ack_now = true;
+    }
+
+    /// Closes when the conversation is done: the client once its data is acknowledged and it has what it
+    /// expects; the passive end, after the peer's FIN, once its own data is acknowledged.
+    fn maybe_close(&mut self, now: Instant) {
+        if self.fin_seq.is_some()
+            || self.reset
+            || self.phase != Phase::Established
+            || self.to_send > 0
+            || self.reply.is_some()
+            || self.snd_una != self.snd_max
+        {
+            return;
+        }
+        let how = match self.close {
+            Some((after, how)) if self.stats.delivered >= after => how,
+            _ if self.peer_fin => Teardown::Fin,
+            _ => return,
+        };
+        match how {
+            Teardown::Fin => self.queue_fin(now),
+            Teardown::Rst => {
+                self.queue_segment(self.snd_max, flags::RST | flags::ACK, 0);
+                self.reset = true;
+                self.phase = Phase::Closed;
+                self.rto_at = None;
+            }
+        }
+    }
+
+    /// Sends (or sends again) our FIN, which carries the acknowledgement.
+    fn queue_fin(&mut self, now: Instant) {
+        let fin = *self.fin_seq.get_or_insert(self.snd_max);
+        if fin == self.snd_max {
+            self.snd_max = self.snd_max.wrapping_add(1);
+            self.snd_nxt = self.snd_max;
+        }
+        self.queue_segment(fin, flags::FIN | flags::ACK, 0);
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto);
+        }
     }
 
     /// Whether `seg` is a bare ACK whose sequence number lies more than a receive window below
@@ -446,7 +630,9 @@ impl TcpEndpoint {
                 self.snd_nxt = self.snd_una;
             }
             trim_below(&mut self.sacked, self.snd_una);
-            self.stats.acked += u64::from(acked);
+            let fin_acked = self.fin_seq.is_some_and(|fin| seq::gt(self.snd_una, fin));
+            self.stats.acked += u64::from(acked) - u64::from(fin_acked && !self.fin_acked);
+            self.fin_acked |= fin_acked;
             if let Some((end, sent)) = self.rtt_probe
                 && seq::geq(seg.ack, end)
             {
@@ -486,6 +672,7 @@ impl TcpEndpoint {
         } else if seg.ack == self.snd_una
             && seg.len == 0
             && self.snd_una != self.snd_max
+            && self.fin_seq.is_none()
             && window == self.snd_wnd
         {
             self.dupacks += 1;
@@ -706,6 +893,10 @@ impl TcpEndpoint {
             match self.phase {
                 Phase::SynSent => self.queue_syn(now, false),
                 Phase::SynReceived => self.queue_syn(now, true),
+                // Data is all acknowledged before a FIN goes out, so only the FIN is missing.
+                Phase::Established if self.fin_seq.is_some() && !self.fin_acked => {
+                    self.queue_fin(now)
+                }
                 Phase::Established if self.snd_una != self.snd_max => {
                     // RFC 5681 section 3.1: after a timeout, one segment and slow start again.
                     let mss = self.mss();
@@ -901,5 +1092,167 @@ mod tests {
         assert!(c.established() && s.established());
         assert_eq!(c.stats().timeouts, 1);
         assert!(s.stats().delivered > 0);
+    }
+
+    /// Runs a client and a server segment by segment over a lossless zero-delay exchange, dropping the
+    /// segments `drop(n)` names, with time moving 1 ms per step; returns them when both are finished or
+    /// after `steps`.
+    fn converse(
+        mut c: TcpEndpoint,
+        mut s: TcpEndpoint,
+        steps: u64,
+        mut drop: impl FnMut(u64, &Segment) -> bool,
+    ) -> (TcpEndpoint, TcpEndpoint, Vec<(bool, Segment)>) {
+        let mut wire = Vec::new();
+        let mut n = 0;
+        for step in 0..steps {
+            let now = Instant(step * 1000);
+            c.on_timeout(now);
+            s.on_timeout(now);
+            let mut moved = false;
+            while let Some(seg) = c.poll_transmit() {
+                n += 1;
+                wire.push((true, seg));
+                moved = true;
+                if !drop(n, &seg) {
+                    s.on_segment(now, &seg);
+                }
+            }
+            while let Some(seg) = s.poll_transmit() {
+                n += 1;
+                wire.push((false, seg));
+                moved = true;
+                if !drop(n, &seg) {
+                    c.on_segment(now, &seg);
+                }
+            }
+            if !moved && c.finished() && s.finished() {
+                break;
+            }
+        }
+        (c, s, wire)
+    }
+
+    fn request_response(how: Teardown) -> (TcpEndpoint, TcpEndpoint) {
+        let cfg = TcpConfig::default();
+        let c = TcpEndpoint::client(cfg, Instant::ZERO, 300).closing(5000, how);
+        let s = TcpEndpoint::server(TcpConfig { iss: 9_000, ..cfg }).replying(300, 5000);
+        (c, s)
+    }
+
+    #[test]
+    fn a_request_is_answered_and_the_client_closes_with_fin_answered_by_fin() {
+        let (c, s) = request_response(Teardown::Fin);
+        let (c, s, wire) = converse(c, s, 1000, |_, _| false);
+        assert!(c.finished() && s.finished());
+        assert!(!c.was_reset() && !s.was_reset());
+        assert_eq!((s.stats().delivered, c.stats().delivered), (300, 5000));
+        assert_eq!((c.stats().acked, s.stats().acked), (300, 5000));
+        let fins: Vec<(bool, u32, u32)> = wire
+            .iter()
+            .filter(|(_, seg)| seg.flags & flags::FIN != 0)
+            .map(|&(from_client, seg)| (from_client, seg.seq, seg.ack))
+            .collect();
+        // The client's FIN follows its 300 bytes; the server's follows its 5000 and acknowledges the FIN.
+        assert_eq!(
+            fins,
+            [
+                (true, 1_000_001 + 300, 9_001 + 5000),
+                (false, 9_001 + 5000, 1_000_001 + 301)
+            ]
+        );
+        // The last segment acknowledges the server's FIN.
+        let (from_client, last) = wire.last().copied().expect("segments");
+        assert!(from_client && last.flags == flags::ACK && last.ack == 9_001 + 5001);
+    }
+
+    #[test]
+    fn a_lost_fin_and_a_lost_last_ack_are_repaired_by_retransmission() {
+        for lost in [flags::FIN | flags::ACK, flags::ACK] {
+            let (c, s) = request_response(Teardown::Fin);
+            let mut dropped = false;
+            // Drop the client's FIN, or the client's final ACK of the server's FIN, once.
+            let (c, s, _) = converse(c, s, 5000, |_, seg| {
+                let hit = !dropped
+                    && seg.flags == lost
+                    && (lost != flags::ACK || seg.ack == 9_001 + 5001);
+                dropped |= hit;
+                hit
+            });
+            assert!(dropped);
+            assert!(c.finished() && s.finished(), "lost {lost:#x}");
+            assert!(c.stats().timeouts + s.stats().timeouts >= 1);
+        }
+    }
+
+    #[test]
+    fn a_client_may_end_with_a_rst_that_the_server_accepts() {
+        let (c, s) = request_response(Teardown::Rst);
+        let (c, s, wire) = converse(c, s, 1000, |_, _| false);
+        assert!(c.was_reset() && s.was_reset());
+        assert!(c.finished() && s.finished());
+        let (from_client, rst) = wire.last().copied().expect("segments");
+        assert!(from_client && rst.flags & flags::RST != 0);
+        assert_eq!(rst.seq, 1_000_001 + 300);
+    }
+
+    #[test]
+    fn a_rst_outside_the_window_is_ignored() {
+        let (c, s) = request_response(Teardown::Fin);
+        let (_, mut s, _) = converse(c, s, 3, |_, _| false);
+        let forged = Segment {
+            seq: 12345,
+            ack: 0,
+            flags: flags::RST,
+            win: 0,
+            len: 0,
+            mss: None,
+            wscale: None,
+            sack_ok: false,
+            sack: [None; 3],
+        };
+        s.on_segment(Instant(10_000), &forged);
+        assert!(!s.was_reset() && s.established());
+    }
+
+    #[test]
+    fn a_reused_endpoint_is_the_fresh_one() {
+        let (c, s) = request_response(Teardown::Fin);
+        let (mut c, _, _) = converse(c, s, 1000, |_, _| false);
+        c.reuse(TcpEndpoint::client(
+            TcpConfig::default(),
+            Instant::ZERO,
+            300,
+        ));
+        assert!(!c.finished() && !c.established());
+        let syn = c.poll_transmit().expect("a SYN");
+        assert_eq!((syn.flags, syn.seq), (flags::SYN, 1_000_000));
+        assert!(c.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn the_codec_carries_every_field_of_a_segment() {
+        use tandem_dataplane::wire::build::{self, Endpoints};
+        use tandem_dataplane::wire::ethernet::MacAddr;
+        let seg = Segment {
+            seq: 7,
+            ack: 9,
+            flags: flags::ACK,
+            win: 1000,
+            len: 10,
+            mss: None,
+            wscale: None,
+            sack_ok: false,
+            sack: [Some((100, 200)), Some((300, 400)), None],
+        };
+        let ends = Endpoints::v4(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            std::net::Ipv4Addr::new(10, 0, 0, 2),
+        );
+        let frame = build::tcp(&ends, &seg.repr(1000, 80), &[0; 10]).expect("builds");
+        let tcp = TcpPacket::new_checked(&frame[34..]).expect("TCP");
+        assert_eq!(Segment::of_tcp(&tcp), Some(seg));
     }
 }
