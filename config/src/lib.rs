@@ -9,6 +9,7 @@
 mod decode;
 mod error;
 mod failover;
+mod generator;
 mod locate;
 mod net;
 mod profile;
@@ -19,6 +20,7 @@ use std::path::Path;
 
 pub use error::{LoadError, Location, ProfileError, Segment, YamlPath};
 pub use failover::{Failover, FailoverGroup};
+pub use generator::{GenPort, GenProfile, GenTeardown, Sides, TcpLoad, UdpLoad};
 pub use net::{Family, InterfaceAddress, MacAddr, PortRange, Prefix};
 pub use profile::{
     Control, DpdkSettings, Forwarding, Limits, NodeSettings, PollMode, Port, PortId, Profile,
@@ -49,6 +51,29 @@ pub fn load(path: &Path) -> Result<Profile, LoadError> {
 
 /// Validates a profile given as text; `file` names it in errors.
 pub fn parse(src: &str, file: &str) -> Result<Profile, LoadError> {
+    parse_with(src, file, profile::decode_profile)
+}
+
+/// Reads and validates the generator profile at `path`.
+pub fn load_gen(path: &Path) -> Result<GenProfile, LoadError> {
+    let src = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_gen(&src, &path.display().to_string())
+}
+
+/// Validates a generator profile given as text; `file` names it in errors.
+pub fn parse_gen(src: &str, file: &str) -> Result<GenProfile, LoadError> {
+    parse_with(src, file, generator::decode_gen)
+}
+
+/// Parses the YAML, decodes its root with `decode`, and gives every problem with its position.
+fn parse_with<T>(
+    src: &str,
+    file: &str,
+    decode: fn(&mut decode::Decoder, &yaml_serde::Value) -> Option<T>,
+) -> Result<T, LoadError> {
     let invalid = |errors: Vec<ProfileError>| LoadError::Invalid {
         file: file.to_string(),
         errors,
@@ -81,7 +106,7 @@ pub fn parse(src: &str, file: &str) -> Result<Profile, LoadError> {
         }]));
     }
     let mut decoder = decode::Decoder::default();
-    let profile = profile::decode_profile(&mut decoder, &root);
+    let profile = decode(&mut decoder, &root);
     if decoder.problems.is_empty()
         && let Some(profile) = profile
     {

@@ -531,7 +531,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn decode_dpdk(d: &mut Decoder, node: Option<Node<'_>>) -> Option<DpdkSettings> {
+pub(crate) fn decode_dpdk(d: &mut Decoder, node: Option<Node<'_>>) -> Option<DpdkSettings> {
     let defaults = DpdkSettings {
         eal_args: Vec::new(),
         mbufs: 8191,
