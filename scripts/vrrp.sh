@@ -262,6 +262,9 @@ echo INIT > "$work/tnd-vka/state"
 start_keepalived tnd-vka 100
 start_keepalived tnd-vkb 200
 wait_for tkb MASTER 10 > /dev/null || fail "keepalived 200 was not elected"
+# keepalived 100, started first, may have been master for a moment: the takeover is timed from its
+# next transition, so it must have recorded the step back first.
+wait_for tka BACKUP 10 > /dev/null || fail "keepalived 100 did not step back to backup"
 sleep 0.5
 killed=$(now); ka_kill tnd-vkb
 wait_for tka MASTER 10 > /dev/null || fail "keepalived 100 did not take over"
