@@ -37,9 +37,10 @@ impl MergeOutcome {
     }
 }
 
-/// Whether `seqlo` carries information (pf uses 0 for "no packet seen from this side").
+/// Whether `seqlo` carries information (pf uses 0 for "no packet seen from this side", but a side whose
+/// sequence numbers wrapped to exactly 0 has a real 0 that an older update must not move back).
 fn seqlo_known(p: &TcpPeer) -> bool {
-    p.seqlo != 0
+    !p.unheard()
 }
 
 /// Whether `seqhi` carries information (a new state's responder starts at 1, with `max_win` 1).
@@ -224,6 +225,22 @@ mod tests {
         let outcome = merge_tcp(&mut merged, &old);
         assert_eq!(merged, local);
         assert!(!outcome.learned && outcome.peer_is_behind);
+    }
+
+    #[test]
+    fn a_seqlo_that_wrapped_to_zero_is_not_moved_back_by_an_older_update() {
+        let wrapped = [peer(0, 60_000, 65535, EST), peer(5001, 70_000, 65535, EST)];
+        let mut local = wrapped;
+        let older = [
+            peer(u32::MAX - 3000, 60_000, 65535, EST),
+            peer(5001, 70_000, 65535, EST),
+        ];
+        merge_tcp(&mut local, &older);
+        assert_eq!(local[0].seqlo, 0, "the older seqlo was taken");
+        // And an update that wrapped to 0 is learned by a node still behind.
+        let mut behind = older;
+        assert!(merge_tcp(&mut behind, &wrapped).learned);
+        assert_eq!(behind[0].seqlo, 0);
     }
 
     #[test]

@@ -72,6 +72,13 @@ pub struct TcpPeer {
 }
 
 impl TcpPeer {
+    /// Whether nothing has been seen from this side yet. pf marks that with `seqlo` 0 alone, which a side
+    /// whose sequence numbers wrap to exactly 0 also shows; such a side is past CLOSED and has a real
+    /// `seqhi` (1 is what a side not yet heard from, or made to forget its numbers, carries).
+    pub fn unheard(&self) -> bool {
+        self.seqlo == 0 && (self.state < tcp_state::SYN_SENT || self.seqhi == 1)
+    }
+
     /// The window-scale shift to use for this side's windows, when both sides announced scaling.
     pub fn shift_with(&self, other: &TcpPeer) -> u8 {
         if self.wscale & WSCALE_SEEN != 0 && other.wscale & WSCALE_SEEN != 0 {

@@ -281,8 +281,9 @@ fn track_with(
     let mut end;
     let mut data_end;
 
-    if src.seqlo == 0 {
-        // First packet from this side.
+    // First packet from this side. pf tests `seqlo == 0` alone, so on a side whose sequence numbers have
+    // wrapped to exactly 0 any segment, a blind reset included, would re-seed the window.
+    if src.unheard() {
         end = seqn.wrapping_add(seg.payload_len);
         if seg.has(flags::SYN) {
             end = end.wrapping_add(1);
@@ -339,9 +340,11 @@ fn track_with(
     } else if (ack == 0 && seg.flags & (flags::ACK | flags::RST) == flags::ACK | flags::RST)
         || dst.state < tcp_state::SYN_SENT
     {
-        // Stacks set no ack in a RST|ACK answering a SYN that timed out, or before the peer spoke.
+        // Stacks set no ack in a RST|ACK answering a SYN that timed out, or before the peer spoke. Where
+        // the other side's sequence space has just wrapped to 0, a zero acknowledgement is the exact one
+        // and counts as checked (a blind guess of it is as unlikely as of any other).
+        ack_substituted = ack != dst.seqlo;
         ack = dst.seqlo;
-        ack_substituted = true;
     }
 
     if seqn == end && easing == Easing::Pf {
@@ -638,6 +641,59 @@ mod tests {
             (peers[0].state, peers[1].state),
             (tcp_state::TIME_WAIT, tcp_state::TIME_WAIT)
         );
+    }
+
+    #[test]
+    fn a_reset_behind_with_the_exact_acknowledgement_passes_where_that_acknowledgement_is_zero() {
+        // The server's ISN sits 1 below the wrap, so after its SYN-ACK the client must acknowledge 0.
+        let syn = seg(1000, 0, SYN, 65535, 0);
+        let mut peers = initial_peers(&syn);
+        track(&mut peers, S, &seg(u32::MAX, 1001, SYN | ACK, 65535, 0)).expect("SYN-ACK");
+        track(&mut peers, C, &seg(1001, 0, ACK, 65535, 0)).expect("ACK");
+        track(&mut peers, C, &seg(1001, 0, ACK | PSH, 65535, 1000)).expect("data");
+        assert_eq!(peers[1].seqlo, 0);
+        // A RST|ACK from the client a little behind its seqlo (2001), acknowledging exactly 0.
+        let mut blind = peers;
+        assert!(track(&mut blind, C, &seg(1500, 0, RST | ACK, 0, 0)).is_ok());
+        // The same reset acknowledging something else is blind.
+        assert_eq!(
+            track(&mut peers, C, &seg(1500, 7, RST | ACK, 0, 0)),
+            Err(TcpRefusal::OutOfWindow)
+        );
+    }
+
+    #[test]
+    fn a_side_whose_sequence_numbers_wrap_to_zero_is_still_checked() {
+        // The server's data ends exactly at the wrap: its seqlo is 0 and it is not a new side.
+        let syn = seg(1000, 0, SYN, 65535, 0);
+        let mut peers = initial_peers(&syn);
+        track(
+            &mut peers,
+            S,
+            &seg(u32::MAX - 1000, 1001, SYN | ACK, 65535, 0),
+        )
+        .expect("SYN-ACK");
+        track(&mut peers, C, &seg(1001, u32::MAX - 999, ACK, 65535, 0)).expect("ACK");
+        track(
+            &mut peers,
+            S,
+            &seg(u32::MAX - 999, 1001, ACK | PSH, 65535, 1000),
+        )
+        .expect("data");
+        assert_eq!(peers[1].seqlo, 0);
+        // A blind reset far behind is refused and leaves the state alone.
+        let before = peers;
+        assert_eq!(
+            track(&mut peers, S, &seg(0u32.wrapping_sub(40_000), 0, RST, 0, 0)),
+            Err(TcpRefusal::OutOfWindow)
+        );
+        assert_eq!(peers, before);
+        // Data past the right edge is still only ahead.
+        assert!(matches!(
+            track(&mut peers, S, &seg(70_000, 1001, ACK, 65535, 100)),
+            Err(TcpRefusal::Ahead { .. })
+        ));
+        track(&mut peers, S, &seg(0, 1001, ACK | PSH, 65535, 100)).expect("next data");
     }
 
     #[test]
