@@ -4,6 +4,7 @@
 
 #[allow(unsafe_code)]
 pub mod dpdk;
+pub mod generator;
 pub mod relay;
 pub mod runtime;
 pub mod sim;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_control::admin::{Format, Request, Topic};
 
+use tandem::generator::run::GenOptions;
 use tandem::relay::RelaySpec;
 use tandem::runtime::{self, RunOptions};
 use tandem::traffic::{self, TrafficSpec};
@@ -98,6 +99,28 @@ enum Command {
         /// What to do.
         #[command(subcommand)]
         action: SyncAction,
+    },
+    /// Generate stateful load from a generator profile: TCP connections (handshake, request, response,
+    /// FIN or RST) and UDP flows, both ends played on DPDK ports, through one appliance or two. Shows a
+    /// line per second on a terminal and prints a JSON summary (throughput, loss, connections completed
+    /// and failed, latency percentiles) at the end. Exits non-zero when `--fail-on-loss` is given and a
+    /// connection failed or a datagram went unanswered.
+    Gen {
+        /// The generator's YAML profile.
+        #[arg(short, long)]
+        profile: PathBuf,
+        /// Print the progress line even when stderr is not a terminal.
+        #[arg(long, conflicts_with = "quiet")]
+        progress: bool,
+        /// Never print the progress line.
+        #[arg(long)]
+        quiet: bool,
+        /// Also write the summary to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit with status 3 when a connection failed or a datagram was not answered.
+        #[arg(long)]
+        fail_on_loss: bool,
     },
     /// Write a pcap of synthetic TCP connections (handshake, data, acknowledgements) for replay through
     /// net_pcap; each connection's data per pass stays within one window, so the capture can loop.
@@ -196,6 +219,18 @@ fn main() -> ExitCode {
         Command::Sync {
             action: SyncAction::Resync { profile, socket },
         } => ask(Topic::Resync, false, profile, socket),
+        Command::Gen {
+            profile,
+            progress,
+            quiet,
+            out,
+            fail_on_loss,
+        } => generate_load(
+            &profile,
+            (progress || quiet).then_some(progress),
+            out.as_deref(),
+            fail_on_loss,
+        ),
         Command::Generate {
             out,
             flows,
@@ -343,6 +378,35 @@ fn relay(spec: RelaySpec) -> Result<ExitCode> {
         stats.lost[0],
         stats.lost[1]
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate_load(
+    path: &Path,
+    progress: Option<bool>,
+    out: Option<&Path>,
+    fail_on_loss: bool,
+) -> Result<ExitCode> {
+    let profile = match tandem_config::load_gen(path) {
+        Ok(profile) => profile,
+        Err(error) => {
+            eprint!("{}", error.report());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let stop = stop_on_signals()?;
+    let summary = tandem::generator::run::run(&profile, GenOptions { progress }, stop)?;
+    let text = serde_json::to_string_pretty(&summary).context("writing the summary")?;
+    println!("{text}");
+    if let Some(out) = out {
+        std::fs::write(out, format!("{text}\n"))
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    let lost = |v: &serde_json::Value| v.as_u64().unwrap_or(0) > 0;
+    if fail_on_loss && (lost(&summary["tcp"]["failed"]) || lost(&summary["udp"]["lost"])) {
+        eprintln!("tandem gen: connections failed or datagrams were lost");
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

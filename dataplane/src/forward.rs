@@ -106,10 +106,6 @@ pub fn ipv4_fragment_into(
     Some(len)
 }
 
-fn v4(a: &Addr) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3])
-}
-
 /// The ICMP time exceeded (code 0, TTL exceeded in transit) answering `frame`, from `router` (our address
 /// on the port it came in by) to its source; `None` where the RFCs forbid an error: in answer to an ICMP
 /// error, to a later fragment, to a multicast destination (RFC 1812 section 4.3.2.7, RFC 4443 section 2.4).
@@ -144,11 +140,11 @@ fn router_error<'a>(
     ends.hop_limit = crate::wire::build::DEFAULT_HOP_LIMIT;
     ends.ips = match (meta.family()?, ends.ips) {
         (Family::Inet, IpPair::V4 { dst, .. }) => {
-            if v4(&meta.dst).is_multicast() || dst.is_unspecified() {
+            if crate::route::v4_of(&meta.dst).is_multicast() || dst.is_unspecified() {
                 return None;
             }
             IpPair::V4 {
-                src: v4(router),
+                src: crate::route::v4_of(router),
                 dst,
             }
         }

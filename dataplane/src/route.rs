@@ -53,6 +53,11 @@ pub fn addr_of(ip: &std::net::IpAddr) -> Addr {
     }
 }
 
+/// The IPv4 address in pf-layout bytes (its first four).
+pub fn v4_of(a: &Addr) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3])
+}
+
 fn bits_of(a: &Addr) -> u128 {
     u128::from_be_bytes(*a)
 }

@@ -1,7 +1,7 @@
 //! The EAL command line a profile implies: the profile's own EAL arguments, one device argument per port
 //! (`--vdev` for virtual devices, `-a` for PCI addresses), and the main lcore, which is the control thread.
 
-use tandem_config::Profile;
+use tandem_config::{GenProfile, Profile};
 
 /// Whether a device string is a PCI address (`0000:03:00.0` or `03:00.0`) rather than vdev arguments.
 pub fn is_pci_address(device: &str) -> bool {
@@ -29,23 +29,40 @@ pub fn ethdev_name(device: &str) -> &str {
 /// The EAL arguments (program name excluded) for `profile`.
 pub fn eal_args(profile: &Profile) -> Vec<String> {
     let mut args = profile.dpdk.eal_args.clone();
-    // The main lcore is the control thread. Unpinned by default: EAL would otherwise pin it, and every thread
-    // it spawns, to one CPU; the threads that want a core pin themselves.
-    match profile.control.core {
-        Some(core) => args.extend(["--lcores".to_string(), format!("0@{core}")]),
+    args.extend(main_lcore(profile.control.core));
+    args.extend(device_args(profile.ports.iter().map(|p| p.device.as_str())));
+    args
+}
+
+/// The EAL arguments for the generator's profile: its thread is the main lcore, on its `core`.
+pub fn gen_eal_args(profile: &GenProfile) -> Vec<String> {
+    let mut args = profile.dpdk.eal_args.clone();
+    args.extend(main_lcore(profile.core));
+    args.extend(device_args(profile.ports.iter().map(|p| p.device.as_str())));
+    args
+}
+
+/// The main lcore on `core`, or unpinned: EAL would otherwise pin it, and every thread it spawns, to one
+/// CPU; the threads that want a core pin themselves.
+fn main_lcore(core: Option<usize>) -> [String; 2] {
+    let cpus = match core {
+        Some(core) => format!("0@{core}"),
         None => {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            args.extend([
-                "--lcores".to_string(),
-                format!("0@(0-{})", cpus.saturating_sub(1)),
-            ]);
+            format!("0@(0-{})", cpus.saturating_sub(1))
         }
-    }
-    for port in &profile.ports {
-        if is_pci_address(&port.device) {
-            args.extend(["-a".to_string(), port.device.clone()]);
+    };
+    ["--lcores".to_string(), cpus]
+}
+
+/// One device argument per port: `-a` for a PCI address, `--vdev` for a virtual device.
+fn device_args<'a>(devices: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut args = Vec::new();
+    for device in devices {
+        if is_pci_address(device) {
+            args.extend(["-a".to_string(), device.to_string()]);
         } else {
-            args.push(format!("--vdev={}", port.device));
+            args.push(format!("--vdev={device}"));
         }
     }
     args

@@ -8,7 +8,7 @@ mod control;
 pub mod eal_args;
 pub mod io;
 pub mod links;
-mod poll;
+pub mod poll;
 pub mod sync_thread;
 pub mod transport;
 pub mod worker_thread;

@@ -443,7 +443,7 @@ impl ShardMap for OneShard {
 
 /// The worker's channels, as plain queues.
 #[derive(Debug, Default)]
-struct Links {
+pub(crate) struct Links {
     events: VecDeque<LocalEvent>,
     ops: VecDeque<PeerOp>,
     /// Host ids of the peers the sync engine holds alive (set before each poll).
