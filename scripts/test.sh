@@ -30,6 +30,10 @@ step "fuzzing (AFL++, stable toolchain): the committed corpus replayed, then 100
 scripts/fuzz.sh replay
 scripts/fuzz.sh run 100000
 
+step "tandem gen over net_memif: stateful TCP connections and UDP flows through one appliance, then through two on asymmetric paths, every connection completed and every datagram answered (scripts/gen.sh --check)"
+scripts/gen.sh --nodes 1 --seconds 2 --rate 20000 --polling adaptive --check >/dev/null
+scripts/gen.sh --nodes 2 --seconds 2 --concurrent 200 --rate 2000 --polling adaptive --check >/dev/null
+
 step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 failover (scripts/demo.sh --short)"
 scripts/demo.sh --short
 scripts/demo.sh --short --nodes 3

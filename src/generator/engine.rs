@@ -105,6 +105,8 @@ pub struct Counters {
     pub tcp_reset: u64,
     /// Segments retransmitted by either end (of connections that ended).
     pub tcp_retransmits: u64,
+    /// Retransmission timeouts of either end (a lost SYN or SYN-ACK shows here), of connections that ended.
+    pub tcp_timeouts: u64,
     /// TCP frames for no live connection (an earlier use of a slot, or no slot at all).
     pub tcp_stray: u64,
     /// Datagrams clients sent.
@@ -468,8 +470,9 @@ impl Engine {
             return;
         }
         slot.active = false;
-        self.counters.tcp_retransmits +=
-            slot.client.stats().retransmits + slot.server.stats().retransmits;
+        let (c, s_) = (slot.client.stats(), slot.server.stats());
+        self.counters.tcp_retransmits += c.retransmits + s_.retransmits;
+        self.counters.tcp_timeouts += c.timeouts + s_.timeouts;
         self.active -= 1;
         self.free.push(s as u32);
     }

@@ -117,6 +117,7 @@ pub fn summary(ports: &[String], c: &Counters, elapsed: Duration, load_time: Dur
             "timed_out": c.tcp_timed_out,
             "reset": c.tcp_reset,
             "retransmits": c.tcp_retransmits,
+            "timeouts": c.tcp_timeouts,
             "stray": c.tcp_stray,
             "completed_per_s": per_sec(c.tcp_completed, load_time),
             "connect": latency(&c.connect_us),

@@ -99,6 +99,11 @@ fn thousands_of_connections_complete_through_a_stateful_worker() {
     assert!(c.tcp_started >= 3900, "{c:?}");
     assert_eq!(c.tcp_completed, c.tcp_started, "{c:?}");
     assert_eq!(c.tcp_timed_out + c.tcp_reset + c.tcp_stray, 0, "{c:?}");
+    assert_eq!(
+        c.tcp_retransmits + c.tcp_timeouts,
+        0,
+        "a lossless path: {c:?}"
+    );
     assert_eq!(c.connect_us.count(), c.tcp_started);
     assert_eq!(c.complete_us.count(), c.tcp_completed);
     // Every connection was a state in the firewall, and its frames went through both ports.
