@@ -31,6 +31,8 @@ pub struct GenProfile {
     pub tcp: Option<TcpLoad>,
     /// UDP flows, if any.
     pub udp: Option<UdpLoad>,
+    /// A SYN flood, if any.
+    pub flood: Option<SynFlood>,
 }
 
 /// A port of the generator.
@@ -101,6 +103,16 @@ pub struct UdpLoad {
     pub payload: u16,
 }
 
+/// SYNs from many sources that never complete a handshake: what a state limit is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SynFlood {
+    /// SYNs per second.
+    pub rate: u32,
+    /// Source addresses, drawn at random (with random source ports); the SYNs go to the servers' service
+    /// port and leave on the client port.
+    pub sources: Prefix,
+}
+
 impl Decode for GenTeardown {
     fn decode(node: &Node<'_>, d: &mut Decoder) -> Option<Self> {
         match node.as_str() {
@@ -139,10 +151,13 @@ pub(crate) fn decode_gen(d: &mut Decoder, root: &Value) -> Option<GenProfile> {
     };
     let tcp = f.node("tcp").and_then(|n| decode_tcp(d, &n));
     let udp = f.node("udp").and_then(|n| decode_udp(d, &n));
-    if !f.has("tcp") && !f.has("udp") {
+    let flood = f
+        .node("flood")
+        .and_then(|n| decode_flood(d, &n, sides.as_ref()));
+    if !f.has("tcp") && !f.has("udp") && !f.has("flood") {
         d.error(
             &root.path,
-            "no load: give a `tcp` section, a `udp` section or both",
+            "no load: give a `tcp`, `udp` or `flood` section",
         );
     }
     f.finish(d);
@@ -154,6 +169,7 @@ pub(crate) fn decode_gen(d: &mut Decoder, root: &Value) -> Option<GenProfile> {
         sides: sides?,
         tcp,
         udp,
+        flood,
     })
 }
 
@@ -281,6 +297,31 @@ fn decode_udp(d: &mut Decoder, node: &Node<'_>) -> Option<UdpLoad> {
     Some(load)
 }
 
+fn decode_flood(d: &mut Decoder, node: &Node<'_>, sides: Option<&Sides>) -> Option<SynFlood> {
+    let mut f = d.fields(node)?;
+    let rate = bounded(&mut f, d, "rate", 10_000, 1, 100_000_000);
+    let sources = f.required::<Prefix>(d, "sources");
+    f.finish(d);
+    let sources = sources?;
+    if !matches!(sources.addr, IpAddr::V4(_)) {
+        d.error(
+            &node.path.key("sources"),
+            "the generator plays IPv4 addresses only",
+        );
+        return None;
+    }
+    if let Some(s) = sides
+        && (sources.overlaps(&s.clients) || sources.overlaps(&s.servers))
+    {
+        d.error(
+            &node.path.key("sources"),
+            "the flood's sources overlap the clients or the servers",
+        );
+        return None;
+    }
+    Some(SynFlood { rate, sources })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{LoadError, parse_gen};
@@ -355,6 +396,19 @@ tcp:
         );
         assert!(joined.contains("clients and servers overlap"), "{joined}");
         assert!(m.iter().all(|e| e.contains("line")), "{joined}");
+    }
+
+    #[test]
+    fn a_flood_reads_and_must_not_overlap_the_sides() {
+        let good = format!("{GOOD}flood: {{rate: 50000, sources: 203.0.113.0/24}}\n");
+        let p = parse_gen(&good, "gen.yaml").expect("valid");
+        let flood = p.flood.expect("flood");
+        assert_eq!(flood.rate, 50_000);
+        assert_eq!(flood.sources.len, 24);
+        let bad = format!("{GOOD}flood: {{rate: 0, sources: 198.18.7.0/24}}\n");
+        let joined = messages(&bad).join("\n");
+        assert!(joined.contains("overlap the clients"), "{joined}");
+        assert!(joined.contains("rate"), "{joined}");
     }
 
     #[test]

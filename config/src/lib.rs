@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use error::{LoadError, Location, ProfileError, Segment, YamlPath};
 pub use failover::{Failover, FailoverGroup};
-pub use generator::{GenPort, GenProfile, GenTeardown, Sides, TcpLoad, UdpLoad};
+pub use generator::{GenPort, GenProfile, GenTeardown, Sides, SynFlood, TcpLoad, UdpLoad};
 pub use net::{Family, InterfaceAddress, MacAddr, PortRange, Prefix};
 pub use profile::{
     Control, DpdkSettings, Forwarding, Limits, NodeSettings, PollMode, Port, PortId, Profile,

@@ -117,6 +117,12 @@ pub struct Counters {
     pub udp_answered: u64,
     /// UDP sends skipped because the generator fell behind its rate.
     pub udp_late: u64,
+    /// Flood SYNs sent.
+    pub flood_sent: u64,
+    /// Flood SYNs that reached the server side (the appliance let them through).
+    pub flood_passed: u64,
+    /// Flood SYNs skipped because the generator fell behind its rate.
+    pub flood_late: u64,
     /// ARP requests answered.
     pub arp_answered: u64,
     /// Frames that did not parse, were for no address we play, or of another protocol.
@@ -188,6 +194,14 @@ struct UdpPlan {
     interval_ns: u64,
 }
 
+/// The SYN flood.
+#[derive(Debug)]
+struct FloodPlan {
+    sources: Hosts,
+    interval_ns: u64,
+    next_ns: u64,
+}
+
 /// The generator's state.
 #[derive(Debug)]
 pub struct Engine {
@@ -204,6 +218,7 @@ pub struct Engine {
     drain_until: Instant,
     tcp: Option<TcpPlan>,
     udp: Option<UdpPlan>,
+    flood: Option<FloodPlan>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     ready: VecDeque<u32>,
@@ -269,6 +284,11 @@ impl Engine {
                     .max(1),
             }
         });
+        let flood = profile.flood.as_ref().map(|f| FloodPlan {
+            sources: Hosts::of(&f.sources),
+            interval_ns: (1_000_000_000 / u64::from(f.rate.max(1))).max(1),
+            next_ns: 0,
+        });
         let concurrent = tcp.as_ref().map_or(0, |t| t.concurrent);
         let slots: Vec<Slot> = (0..concurrent)
             .map(|s| Slot {
@@ -296,6 +316,7 @@ impl Engine {
             drain_until: stop_at + Duration::millis(1000).max(timeout),
             tcp,
             udp,
+            flood,
             free: (0..concurrent).rev().collect(),
             ready: VecDeque::with_capacity(concurrent as usize),
             slots,
@@ -575,7 +596,15 @@ impl Engine {
             .and_then(|b| TcpPacket::new_checked(b).ok())
             .and_then(|p| Segment::of_tcp(&p));
         let (Some(s), Some(seg)) = (slot, seg) else {
-            self.counters.tcp_stray += 1;
+            let flooding = self
+                .flood
+                .as_ref()
+                .is_some_and(|f| f.sources.index(src).is_some());
+            if flooding && !to_client {
+                self.counters.flood_passed += 1;
+            } else {
+                self.counters.tcp_stray += 1;
+            }
             return;
         };
         let slot = &mut self.slots[s];
@@ -664,6 +693,7 @@ impl Engine {
         let out = self
             .poll_pending(buf)
             .or_else(|| self.poll_udp(now, buf))
+            .or_else(|| self.poll_flood(now, buf))
             .or_else(|| self.poll_tcp(buf))?;
         if let Some(n) = self.counters.tx_packets.get_mut(out.0) {
             *n += 1;
@@ -777,6 +807,47 @@ impl Engine {
         let n = build::udp_into(buf, &ends, &repr, payload).ok()?;
         self.counters.udp_sent += 1;
         Some((port, n))
+    }
+}
+
+impl Engine {
+    fn poll_flood(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, usize)> {
+        if now >= self.stop_at {
+            return None;
+        }
+        let elapsed_ns = now.since(self.start).0.saturating_mul(1000);
+        let f = self.flood.as_mut()?;
+        if f.next_ns > elapsed_ns {
+            return None;
+        }
+        let behind = elapsed_ns - f.next_ns;
+        if behind > 1_000_000 {
+            let skipped = behind / f.interval_ns;
+            self.counters.flood_late += skipped;
+            f.next_ns += skipped * f.interval_ns;
+        }
+        f.next_ns += f.interval_ns;
+        let sources = f.sources;
+        let (r1, r2) = (self.next_isn(), self.next_isn());
+        let src = sources.nth(r1);
+        let dst = self.server_of(r1 >> 8);
+        let ends = self.ends(self.client_port, src, dst);
+        let seg = Segment {
+            seq: r2,
+            ack: 0,
+            flags: tandem_dataplane::tracker::tcp::flags::SYN,
+            win: 64240,
+            len: 0,
+            mss: Some(1460),
+            wscale: Some(7),
+            sack_ok: true,
+            sack: [None; 3],
+        };
+        let sport = FIRST_CLIENT_PORT + (r2 % PORTS_PER_ADDRESS) as u16;
+        let repr = seg.repr(sport, self.service_port);
+        let n = build::tcp_into(buf, &ends, &repr, &[]).ok()?;
+        self.counters.flood_sent += 1;
+        Some((self.client_port, n))
     }
 }
 

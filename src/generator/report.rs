@@ -123,6 +123,11 @@ pub fn summary(ports: &[String], c: &Counters, elapsed: Duration, load_time: Dur
             "connect": latency(&c.connect_us),
             "complete": latency(&c.complete_us),
         },
+        "flood": {
+            "sent": c.flood_sent,
+            "passed": c.flood_passed,
+            "late": c.flood_late,
+        },
         "udp": {
             "sent": c.udp_sent,
             "served": c.udp_served,

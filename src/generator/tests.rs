@@ -144,6 +144,26 @@ fn connections_beyond_the_firewalls_state_limit_fail_and_are_counted() {
 }
 
 #[test]
+fn a_syn_flood_fills_the_state_table_to_its_limit_and_established_flows_keep_passing() {
+    let (mut worker, fw) = firewall_with(PASS_ALL, 100);
+    let mut gen_ = generator(
+        "udp: {flows: 4, packet-rate: 1000}\nflood: {rate: 100000, sources: 203.0.113.0/24}\n",
+        ["ff:ff:ff:ff:ff:ff"; 2],
+    );
+    let c = run(&mut gen_, &mut worker);
+    // 100,000 SYNs a second for 200 ms; the four UDP flows took their states first.
+    assert!((19_990..=20_010).contains(&c.flood_sent), "{c:?}");
+    assert_eq!(c.flood_passed, 96, "{c:?}");
+    assert_eq!(fw.states_created.get(), 100);
+    assert_eq!(
+        fw.dropped(tandem_dataplane::counters::DropReason::StateLimit),
+        c.flood_sent - 96
+    );
+    assert_eq!(c.udp_answered, c.udp_sent, "{c:?}");
+    assert!(c.udp_sent >= 790, "{c:?}");
+}
+
+#[test]
 fn a_firewall_that_blocks_the_servers_makes_every_connection_fail() {
     let block = "  - {label: out, action: block, direction: in, port: inside, to: 198.19.0.0/24}\n";
     let (mut worker, _) = firewall(block);
