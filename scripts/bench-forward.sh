@@ -81,21 +81,28 @@ YAML
 "$tandem" run --profile "$work/bench.yaml" --stats-interval-ms 1000 > "$work/tandem.out" 2> "$work/tandem.err" &
 pid=$!
 sleep "$seconds"
+# The capture loops, so every pass replays each connection's SYN on its established state, which pf drops
+# (and answers with a challenge ACK): those drops are expected, any other is a failure.
+"$tandem" show counters --json --socket "$work/bench.sock" > "$work/counters.json"
 kill -TERM "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 pid=
+read -r replayed other < <(python3 -c '
+import json, sys
+c = {x["name"]: x["value"] for w in json.load(open(sys.argv[1])) for x in w["counters"]}
+drops = sum(v for k, v in c.items() if k.startswith("drop_"))
+print(c.get("drop_syn_on_established", 0), drops - c.get("drop_syn_on_established", 0))' "$work/counters.json")
 # "stats: rx R tx T dropped D states S" once a second: rates are the differences of tx.
 tandem_rates=$(awk '/^stats:/ {if (have) print $5 - last; last=$5; have=1}' "$work/tandem.err" | tail -n +3)
 tandem_rate=$(echo "$tandem_rates" | median)
-dropped=$(awk '/^stats:/ {d=$7} END {print d+0}' "$work/tandem.err")
 states=$(awk '/^stats:/ {s=$9} END {print s+0}' "$work/tandem.err")
 [ -n "$tandem_rates" ] && [ "$tandem_rate" != 0 ] || { echo "no rates from tandem:"; tail -30 "$work/tandem.err"; exit 1; }
 
 ratio=$(awk -v a="$tandem_rate" -v b="$testpmd" 'BEGIN {printf "%.2f", a / b}')
-line=$(awk -v a="$tandem_rate" -v b="$testpmd" -v r="$ratio" -v f="$flows" -v s="$states" -v d="$dropped" \
-  'BEGIN {printf "testpmd io %.2f Mpps, tandem %.2f Mpps, ratio %s (%d connections, %d states, %d dropped)", b/1e6, a/1e6, r, f, s, d}')
+line=$(awk -v a="$tandem_rate" -v b="$testpmd" -v r="$ratio" -v f="$flows" -v s="$states" -v d="$other" -v y="$replayed" \
+  'BEGIN {printf "testpmd io %.2f Mpps, tandem %.2f Mpps forwarded, ratio %s (%d connections, %d states, %d replayed SYNs dropped as pf does, %d other drops)", b/1e6, a/1e6, r, f, s, y, d}')
 echo "== $line"
-if [ "$dropped" != 0 ]; then echo "tandem dropped packets: the capture should be all valid" >&2; exit 1; fi
+if [ "$other" != 0 ]; then echo "tandem dropped packets other than the replayed SYNs: the capture should be valid" >&2; exit 1; fi
 if $write; then
   {
     echo

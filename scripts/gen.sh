@@ -2,18 +2,23 @@
 # `tandem gen` through appliances over net_memif, one process each: stateful TCP connections (handshake,
 # request, response, teardown) and UDP flows, both ends played by the generator.
 #
+#   --nodes 0   no appliance: the generator's two ports are a memif pair of its own (its own rate).
 #   --nodes 1   one appliance in wire mode: the generator's client port faces its inside port, the server
 #               port its outside port.
 #   --nodes 2   two appliances syncing over a memif link, on asymmetric paths: a connection leaves through
 #               fw-a and its answers come back through fw-b (fw-a defers each first packet until fw-b has
 #               the state; fw-b holds what arrives before the sync).
 #
-# Prints the generator's JSON summary and the appliances' counters; with --check exits non-zero unless
-# every connection completed and every datagram was answered. --json FILE keeps the summary.
+# Prints the generator's JSON summary, with the appliances' port counters under "appliances"; with
+# --check exits non-zero unless every connection completed and every datagram was answered. --json FILE
+# keeps the summary. --concurrent 0 or --udp-flows 0 leave that load out; --flood R adds R SYNs a second
+# from --flood-sources (203.0.113.0/24 by default, passed by a rule); --response B makes each
+# connection's response B bytes (a bulk transfer).
 #
-# Usage: scripts/gen.sh [--nodes 1|2] [--seconds S] [--concurrent N] [--rate R] [--udp-flows F]
-#                       [--udp-rate R] [--states N] [--teardown fin|rst] [--polling busy|adaptive]
-#                       [--json FILE] [--check]
+# Usage: scripts/gen.sh [--nodes 0|1|2] [--seconds S] [--concurrent N] [--rate R] [--response B]
+#                       [--timeout-ms T] [--udp-flows F] [--udp-rate R] [--flood R]
+#                       [--flood-sources P] [--states N] [--teardown fin|rst]
+#                       [--polling busy|adaptive] [--json FILE] [--check]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,10 @@ concurrent=1000
 rate=0
 udp_flows=16
 udp_rate=1000
+response=64
+timeout_ms=3000
+flood=0
+flood_sources=203.0.113.0/24
 states=1000000
 teardown=fin
 polling=busy
@@ -35,16 +44,20 @@ while [ $# -gt 0 ]; do
     --concurrent) concurrent=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --udp-flows) udp_flows=$2; shift 2 ;;
+    --response) response=$2; shift 2 ;;
+    --timeout-ms) timeout_ms=$2; shift 2 ;;
+    --flood) flood=$2; shift 2 ;;
+    --flood-sources) flood_sources=$2; shift 2 ;;
     --udp-rate) udp_rate=$2; shift 2 ;;
     --states) states=$2; shift 2 ;;
     --teardown) teardown=$2; shift 2 ;;
     --polling) polling=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
     --check) check=true; shift ;;
-    *) echo "usage: $0 [--nodes 1|2] [--seconds S] [--concurrent N] [--rate R] [--udp-flows F] [--udp-rate R] [--states N] [--teardown fin|rst] [--polling busy|adaptive] [--json FILE] [--check]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--nodes 0|1|2] [--seconds S] [--concurrent N] [--rate R] [--response B] [--timeout-ms T] [--udp-flows F] [--udp-rate R] [--flood R] [--flood-sources P] [--states N] [--teardown fin|rst] [--polling busy|adaptive] [--json FILE] [--check]" >&2; exit 2 ;;
   esac
 done
-case "$nodes" in 1|2) ;; *) echo "--nodes is 1 or 2" >&2; exit 2 ;; esac
+case "$nodes" in 0|1|2) ;; *) echo "--nodes is 0, 1 or 2" >&2; exit 2 ;; esac
 
 scripts/setup.sh >/dev/null
 cargo build --release --locked --quiet
@@ -96,6 +109,7 @@ appliance() {
     fi
     echo "rules:"
     echo "  - {label: clients-out, action: pass, direction: in, port: inside, from: 198.18.0.0/16}"
+    echo "  - {label: flood-sources, action: pass, direction: in, port: inside, from: $flood_sources}"
     echo "  - {label: block-the-rest, action: block}"
   } > "$work/$name.yaml"
   "$tandem" check --profile "$work/$name.yaml" >/dev/null
@@ -112,7 +126,12 @@ appliance() {
   exit 1
 }
 
-if [ "$nodes" = 1 ]; then
+if [ "$nodes" = 0 ]; then
+  gen_ports="  - {name: c, device: \"$(memif 0 server loop)\"}
+  - {name: s, device: \"$(memif 1 client loop)\"}"
+  client_port=c
+  server_port=s
+elif [ "$nodes" = 1 ]; then
   appliance fw 0x0a0000f1 1
   gen_ports="  - {name: c, device: \"$(memif 0 client fw-in)\"}
   - {name: s, device: \"$(memif 1 client fw-out)\"}"
@@ -144,9 +163,16 @@ $gen_ports
 core: 0
 duration-ms: $((seconds * 1000))
 sides: {client-port: $client_port, server-port: $server_port, clients: 198.18.0.0/16, servers: 198.19.0.0/24}
-tcp: {concurrent: $concurrent, rate: $rate, request: 64, response: 64, teardown: $teardown, timeout-ms: 3000}
-udp: {flows: $udp_flows, packet-rate: $udp_rate, payload: 64}
 YAML
+if [ "$concurrent" != 0 ]; then
+  echo "tcp: {concurrent: $concurrent, rate: $rate, request: 64, response: $response, teardown: $teardown, timeout-ms: $timeout_ms}" >> "$work/gen.yaml"
+fi
+if [ "$udp_flows" != 0 ]; then
+  echo "udp: {flows: $udp_flows, packet-rate: $udp_rate, payload: 64}" >> "$work/gen.yaml"
+fi
+if [ "$flood" != 0 ]; then
+  echo "flood: {rate: $flood, sources: $flood_sources}" >> "$work/gen.yaml"
+fi
 
 echo "== tandem gen through $nodes appliance(s): ${seconds}s, $concurrent concurrent connections, rate ${rate:-0} (0: unlimited), $udp_flows UDP flows at $udp_rate/s" >&2
 status=0
@@ -154,6 +180,26 @@ args=(gen --profile "$work/gen.yaml" --out "$work/summary.json")
 $check && args+=(--fail-on-loss)
 "$tandem" "${args[@]}" > /dev/null || status=$?
 [ -f "$work/summary.json" ] || { echo "gen.sh: the generator wrote no summary" >&2; exit 1; }
+# The appliances' port counters, read before they stop.
+for sock in "$work"/fw*.sock; do
+  [ -S "$sock" ] || continue
+  "$tandem" show ports --json --socket "$sock" > "${sock%.sock}.ports.json" 2>/dev/null || true
+done
+python3 - "$work" <<'PY'
+import glob, json, os, sys
+work = sys.argv[1]
+s = json.load(open(f"{work}/summary.json"))
+s["appliances"] = {}
+for f in sorted(glob.glob(f"{work}/fw*.ports.json")):
+    try:
+        ports = json.load(open(f))
+    except ValueError:
+        continue
+    s["appliances"][os.path.basename(f)[: -len(".ports.json")]] = {
+        p["name"]: {c["name"]: c["value"] for c in p["counters"]} for p in ports
+    }
+json.dump(s, open(f"{work}/summary.json", "w"), indent=2)
+PY
 cat "$work/summary.json"
 [ -n "$json" ] && cp "$work/summary.json" "$json"
 
@@ -161,6 +207,7 @@ for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
 for log in "$work"/fw*.log; do
+  [ -f "$log" ] || continue
   echo "== $(basename "$log" .log)" >&2
   grep -E '^workers:|^sync' "$log" >&2 || tail -5 "$log" >&2
 done
@@ -170,6 +217,7 @@ s = json.load(open(sys.argv[1]))
 t, u = s["tcp"], s["udp"]
 print(f"gen: {t['completed']} of {t['started']} connections completed ({t['completed_per_s']:.0f}/s), "
       f"{t['failed']} failed, {t['retransmits']} retransmissions, {t['timeouts']} timeouts; handshake p50 {t['connect']['p50_us']} us "
-      f"p99 {t['connect']['p99_us']} us; udp {u['answered']} of {u['sent']} answered, rtt p99 {u['rtt']['p99_us']} us")
+      f"p99 {t['connect']['p99_us']} us; udp {u['answered']} of {u['sent']} answered, rtt p99 {u['rtt']['p99_us']} us; "
+      f"flood {s['flood']['passed']} of {s['flood']['sent']} SYNs let through")
 PY
 exit "$status"

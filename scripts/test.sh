@@ -34,6 +34,9 @@ step "tandem gen over net_memif: stateful TCP connections and UDP flows through 
 scripts/gen.sh --nodes 1 --seconds 2 --rate 20000 --polling adaptive --check >/dev/null
 scripts/gen.sh --nodes 2 --seconds 2 --concurrent 200 --rate 2000 --polling adaptive --check >/dev/null
 
+step "the Pktgen-DPDK loads (UDP flows, SYN floods against a state limit of 2,000): with Pktgen where it is installed, else from tandem gen (scripts/pktgen.sh all)"
+scripts/pktgen.sh all --seconds 2
+
 step "namespace cluster: Linux TCP through two, then three firewalls, kill -9 failover (scripts/demo.sh --short)"
 scripts/demo.sh --short
 scripts/demo.sh --short --nodes 3

@@ -5,6 +5,7 @@
 #[allow(unsafe_code)]
 pub mod dpdk;
 pub mod generator;
+pub mod plot;
 pub mod relay;
 pub mod runtime;
 pub mod sim;

@@ -122,6 +122,27 @@ enum Command {
         #[arg(long)]
         fail_on_loss: bool,
     },
+    /// Draw measured series as an SVG line chart (the benchmark scripts' sweeps).
+    Plot {
+        /// The SVG file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Caption.
+        #[arg(long, default_value = "")]
+        title: String,
+        /// X axis label.
+        #[arg(long, default_value = "")]
+        x_label: String,
+        /// Y axis label.
+        #[arg(long, default_value = "")]
+        y_label: String,
+        /// Logarithmic x axis.
+        #[arg(long)]
+        log_x: bool,
+        /// A line: NAME=X:Y,X:Y,... (repeat for more lines).
+        #[arg(long, required = true)]
+        series: Vec<String>,
+    },
     /// Write a pcap of synthetic TCP connections (handshake, data, acknowledgements) for replay through
     /// net_pcap; each connection's data per pass stays within one window, so the capture can loop.
     Generate {
@@ -231,6 +252,28 @@ fn main() -> ExitCode {
             out.as_deref(),
             fail_on_loss,
         ),
+        Command::Plot {
+            out,
+            title,
+            x_label,
+            y_label,
+            log_x,
+            series,
+        } => series
+            .iter()
+            .map(|s| tandem::plot::Series::parse(s))
+            .collect::<Result<Vec<_>>>()
+            .and_then(|series| {
+                let chart = tandem::plot::Chart {
+                    title,
+                    x_label,
+                    y_label,
+                    log_x,
+                    series,
+                };
+                tandem::plot::draw(&chart, &out)
+            })
+            .map(|()| ExitCode::SUCCESS),
         Command::Generate {
             out,
             flows,

@@ -34,6 +34,8 @@ use crate::traffic::tcp::{Segment, TcpConfig, TcpEndpoint, Teardown};
 /// Client ports a client address uses: 1024 to 65535.
 const FIRST_CLIENT_PORT: u16 = 1024;
 const PORTS_PER_ADDRESS: u32 = 65536 - FIRST_CLIENT_PORT as u32;
+/// What a new connection costs in tokens: the rate (per second) accrues per microsecond.
+const CONNECTION_TOKENS: u64 = 1_000_000;
 /// Slots whose timers are checked per [`Engine::tick`].
 const SWEEP: usize = 64;
 /// ARP replies and UDP answers waiting to be sent; more are counted as dropped.
@@ -224,8 +226,8 @@ pub struct Engine {
     ready: VecDeque<u32>,
     active: u32,
     sweep_at: usize,
-    /// Connection tokens (new connections per second), in thousandths.
-    tokens_milli: u64,
+    /// Connection tokens: the rate accrues each microsecond, a connection costs [`CONNECTION_TOKENS`].
+    tokens: u64,
     last_tick: Instant,
     /// Nanoseconds since the start at which the next datagram is due, and the flow it belongs to.
     udp_next_ns: u64,
@@ -322,7 +324,7 @@ impl Engine {
             slots,
             active: 0,
             sweep_at: 0,
-            tokens_milli: 0,
+            tokens: CONNECTION_TOKENS,
             last_tick: start,
             udp_next_ns: 0,
             udp_flow: 0,
@@ -397,17 +399,17 @@ impl Engine {
             u64::MAX
         } else {
             let elapsed = now.since(self.last_tick).0;
-            // Tokens in thousandths of a connection, capped at a millisecond's worth (at least one).
-            let cap = u64::from(rate).max(1000);
-            self.tokens_milli = (self.tokens_milli + elapsed * u64::from(rate) / 1000).min(cap);
-            self.tokens_milli / 1000
+            // Capped at a millisecond's worth of connections, and at least one.
+            let cap = (u64::from(rate) * 1000).max(CONNECTION_TOKENS);
+            self.tokens = (self.tokens + elapsed * u64::from(rate)).min(cap);
+            self.tokens / CONNECTION_TOKENS
         };
         while budget > 0 {
             let Some(s) = self.free.pop() else { break };
             self.open(s as usize, now);
             budget -= 1;
             if rate != 0 {
-                self.tokens_milli -= 1000;
+                self.tokens -= CONNECTION_TOKENS;
             }
         }
     }

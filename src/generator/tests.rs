@@ -116,6 +116,19 @@ fn thousands_of_connections_complete_through_a_stateful_worker() {
 }
 
 #[test]
+fn a_low_rate_of_new_connections_is_kept() {
+    let (mut worker, _) = firewall(PASS_ALL);
+    let mut gen_ = generator(
+        "tcp: {concurrent: 10, rate: 20}\n",
+        ["ff:ff:ff:ff:ff:ff"; 2],
+    );
+    let c = run(&mut gen_, &mut worker);
+    // 20 a second for 200 ms, polled every 10 us.
+    assert_eq!(c.tcp_started, 4, "{c:?}");
+    assert_eq!(c.tcp_completed, c.tcp_started, "{c:?}");
+}
+
+#[test]
 fn rst_teardown_and_an_unlimited_rate_complete_too() {
     let (mut worker, _) = firewall(PASS_ALL);
     let mut gen_ = generator(
