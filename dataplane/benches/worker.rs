@@ -144,14 +144,7 @@ fn worker(states: usize, sync: bool, router: bool) -> Worker<Vec<u8>> {
         ],
         1 << 32,
     );
-    Worker::new(
-        cfg,
-        Arc::new(RuleSet::compile(&profile.rules)),
-        Arc::new(RouteTable::from_profile(&profile)),
-        Arc::new(WorkerCounters::new(Malformed::COUNT)),
-        rule_counters(profile.rules.len()),
-        Instant::ZERO,
-    )
+    Worker::alone(&profile, cfg, Instant::ZERO).0
 }
 
 /// Frames sent to the port's own MAC, as a router receives them.

@@ -498,6 +498,25 @@ pub fn rule_counters(rules: usize) -> Arc<Vec<[crate::counters::Counter; 2]>> {
 }
 
 impl<B: PacketBuf> Worker<B> {
+    /// A worker on its own (tests, simulations, benchmarks): `profile`'s rules and routes, its own
+    /// counters, returned beside it.
+    pub fn alone(
+        profile: &tandem_config::Profile,
+        cfg: WorkerConfig,
+        now: Instant,
+    ) -> (Worker<B>, Arc<WorkerCounters>) {
+        let counters = Arc::new(WorkerCounters::new(crate::wire::meta::Malformed::COUNT));
+        let worker = Worker::new(
+            cfg,
+            Arc::new(RuleSet::compile(&profile.rules)),
+            Arc::new(RouteTable::from_profile(profile)),
+            counters.clone(),
+            rule_counters(profile.rules.len()),
+            now,
+        );
+        (worker, counters)
+    }
+
     /// A worker with an empty shard.
     pub fn new(
         cfg: WorkerConfig,

@@ -6,14 +6,12 @@ use std::sync::Arc;
 use tandem_config::PortId;
 use tandem_dataplane::counters::WorkerCounters;
 use tandem_dataplane::io::MemoryIo;
-use tandem_dataplane::route::RouteTable;
-use tandem_dataplane::rules::RuleSet;
 use tandem_dataplane::wire::arp::{self, ArpRepr, Operation};
 use tandem_dataplane::wire::build;
 use tandem_dataplane::wire::checksum::ChecksumCaps;
 use tandem_dataplane::wire::ethernet::MacAddr;
 use tandem_dataplane::wire::meta::{EtherClass, parse_meta};
-use tandem_dataplane::worker::{PortInfo, Worker, WorkerConfig, rule_counters};
+use tandem_dataplane::worker::{PortInfo, Worker, WorkerConfig};
 use tandem_sync::time::{Duration, Instant};
 
 use super::engine::{Counters, Engine};
@@ -38,19 +36,11 @@ fn firewall_with(rules: &str, states: u32) -> (Worker<Vec<u8>>, Arc<WorkerCounte
         .into_iter()
         .map(|mac| PortInfo { mac, mtu: 1500 })
         .collect();
-    let cfg = WorkerConfig::from_profile(&p, 0, ports, 1 << 32);
-    let counters = Arc::new(WorkerCounters::new(
-        tandem_dataplane::wire::meta::Malformed::COUNT,
-    ));
-    let worker = Worker::new(
-        cfg,
-        Arc::new(RuleSet::compile(&p.rules)),
-        Arc::new(RouteTable::from_profile(&p)),
-        counters.clone(),
-        rule_counters(p.rules.len()),
+    Worker::alone(
+        &p,
+        WorkerConfig::from_profile(&p, 0, ports, 1 << 32),
         Instant::ZERO,
-    );
-    (worker, counters)
+    )
 }
 
 fn generator(load: &str, next_hops: [&str; 2]) -> Engine {

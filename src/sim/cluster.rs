@@ -26,14 +26,11 @@ use tandem_config::{PortId, Redirect};
 use tandem_dataplane::counters::{DropReason, WorkerCounters};
 use tandem_dataplane::flow::{Endpoint, FlowKey};
 use tandem_dataplane::io::MemoryIo;
-use tandem_dataplane::route::{NextHop, RouteTable};
-use tandem_dataplane::rules::RuleSet;
+use tandem_dataplane::route::NextHop;
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::ethernet::MacAddr;
 use tandem_dataplane::wire::tcp::Packet as TcpPacket;
-use tandem_dataplane::worker::{
-    ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
-};
+use tandem_dataplane::worker::{ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks};
 use tandem_sync::engine::{Destination, Engine, EngineConfig, Policy, ShardMap};
 use tandem_sync::event::{LocalEvent, PeerOp, StateName, StateRecord};
 use tandem_sync::identity::CreatorId;
@@ -743,17 +740,7 @@ impl Simulation {
             if let Some(PushPolicy::Progress { quantum }) = &mut cfg.push {
                 *quantum = sc.quantum;
             }
-            let counters = Arc::new(WorkerCounters::new(
-                tandem_dataplane::wire::meta::Malformed::COUNT,
-            ));
-            let worker = Worker::new(
-                cfg,
-                Arc::new(RuleSet::compile(&profile.rules)),
-                Arc::new(RouteTable::from_profile(&profile)),
-                counters.clone(),
-                rule_counters(profile.rules.len()),
-                Ns::ZERO.instant(),
-            );
+            let (worker, counters) = Worker::alone(&profile, cfg, Ns::ZERO.instant());
             let engine = if sc.nodes > 1 {
                 let mut e = Engine::new(engine_config(sc, n), OneShard, Ns::ZERO.instant())
                     .context("building the sync engine")?;

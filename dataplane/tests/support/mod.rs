@@ -142,17 +142,7 @@ fn bench_of(p: Profile, index: usize, workers: usize) -> Bench {
     let mut cfg = WorkerConfig::from_profile(&p, index, ports, 1 << 32);
     cfg.workers = workers;
     cfg.placement = tandem_dataplane::flow::Placement::new(workers, []);
-    let counters = Arc::new(WorkerCounters::new(
-        tandem_dataplane::wire::meta::Malformed::COUNT,
-    ));
-    let worker = Worker::new(
-        cfg,
-        Arc::new(RuleSet::compile(&p.rules)),
-        Arc::new(RouteTable::from_profile(&p)),
-        counters.clone(),
-        rule_counters(p.rules.len()),
-        Instant::ZERO,
-    );
+    let (worker, counters) = Worker::alone(&p, cfg, Instant::ZERO);
     Bench {
         worker,
         io: MemoryIo::new(2),
