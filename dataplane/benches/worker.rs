@@ -8,21 +8,14 @@
 //! Frames are lent to the worker from a ring and given back on transmit, so the harness copies and
 //! allocates nothing per packet. Results are per packet: `cargo bench -p tandem-dataplane --bench worker`.
 
-use std::sync::Arc;
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tandem_config::PortId;
-use tandem_dataplane::counters::WorkerCounters;
 use tandem_dataplane::io::PortIo;
-use tandem_dataplane::route::{NextHop, RouteTable};
-use tandem_dataplane::rules::RuleSet;
+use tandem_dataplane::route::NextHop;
 use tandem_dataplane::wire::build::{self, Endpoints};
 use tandem_dataplane::wire::ethernet::MacAddr;
-use tandem_dataplane::wire::meta::Malformed;
 use tandem_dataplane::wire::tcp::{TcpFlags, TcpRepr};
-use tandem_dataplane::worker::{
-    ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
-};
+use tandem_dataplane::worker::{ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks};
 use tandem_sync::event::{LocalEvent, PeerOp};
 use tandem_sync::time::Instant;
 
