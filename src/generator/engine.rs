@@ -187,21 +187,52 @@ struct TcpPlan {
     tuples: u32,
 }
 
+/// Sends at a fixed interval from the start of the run; more than a millisecond behind, it skips what
+/// is late rather than send it in a burst.
+#[derive(Clone, Copy, Debug)]
+struct Pacer {
+    interval_ns: u64,
+    next_ns: u64,
+}
+
+impl Pacer {
+    fn new(interval_ns: u64) -> Pacer {
+        Pacer {
+            interval_ns: interval_ns.max(1),
+            next_ns: 0,
+        }
+    }
+
+    /// Whether a send is due `elapsed_ns` into the run; the sends skipped are added to `late`.
+    fn due(&mut self, elapsed_ns: u64, late: &mut u64) -> bool {
+        if self.next_ns > elapsed_ns {
+            return false;
+        }
+        let behind = elapsed_ns - self.next_ns;
+        if behind > 1_000_000 {
+            let skipped = behind / self.interval_ns;
+            *late += skipped;
+            self.next_ns += skipped * self.interval_ns;
+        }
+        self.next_ns += self.interval_ns;
+        true
+    }
+}
+
 /// The UDP side of the load.
 #[derive(Debug)]
 struct UdpPlan {
     flows: u32,
     payload: u16,
-    /// Time between two datagrams of all flows together, in nanoseconds.
-    interval_ns: u64,
+    /// Datagrams of all flows together.
+    pacer: Pacer,
 }
 
 /// The SYN flood.
 #[derive(Debug)]
 struct FloodPlan {
     sources: Hosts,
-    interval_ns: u64,
-    next_ns: u64,
+    pacer: Pacer,
 }
 
 /// The generator's state.
@@ -229,8 +260,7 @@ pub struct Engine {
     /// Connection tokens: the rate accrues each microsecond, a connection costs [`CONNECTION_TOKENS`].
     tokens: u64,
     last_tick: Instant,
-    /// Nanoseconds since the start at which the next datagram is due, and the flow it belongs to.
-    udp_next_ns: u64,
+    /// The flow the next datagram belongs to.
     udp_flow: u32,
     udp_seq: u64,
     pending: VecDeque<Pending>,
@@ -280,16 +310,12 @@ impl Engine {
             UdpPlan {
                 flows: u.flows.min(tuples).max(1),
                 payload: u.payload,
-                interval_ns: 1_000_000_000u64
-                    .checked_div(total)
-                    .unwrap_or(u64::MAX)
-                    .max(1),
+                pacer: Pacer::new(1_000_000_000u64.checked_div(total).unwrap_or(u64::MAX)),
             }
         });
         let flood = profile.flood.as_ref().map(|f| FloodPlan {
             sources: Hosts::of(&f.sources),
-            interval_ns: (1_000_000_000 / u64::from(f.rate.max(1))).max(1),
-            next_ns: 0,
+            pacer: Pacer::new(1_000_000_000 / u64::from(f.rate.max(1))),
         });
         let concurrent = tcp.as_ref().map_or(0, |t| t.concurrent);
         let slots: Vec<Slot> = (0..concurrent)
@@ -326,7 +352,6 @@ impl Engine {
             sweep_at: 0,
             tokens: CONNECTION_TOKENS,
             last_tick: start,
-            udp_next_ns: 0,
             udp_flow: 0,
             udp_seq: 0,
             pending: VecDeque::with_capacity(PENDING),
@@ -774,31 +799,23 @@ impl Engine {
     }
 
     fn poll_udp(&mut self, now: Instant, buf: &mut [u8]) -> Option<(usize, usize)> {
-        let plan = self.udp.as_ref()?;
         if now >= self.stop_at {
             return None;
         }
         let elapsed_ns = now.since(self.start).0.saturating_mul(1000);
-        if self.udp_next_ns > elapsed_ns {
+        let plan = self.udp.as_mut()?;
+        if !plan.pacer.due(elapsed_ns, &mut self.counters.udp_late) {
             return None;
         }
-        // More than a millisecond behind: skip what is late rather than burst it.
-        let behind = elapsed_ns - self.udp_next_ns;
-        if behind > 1_000_000 {
-            let skipped = behind / plan.interval_ns;
-            self.counters.udp_late += skipped;
-            self.udp_next_ns += skipped * plan.interval_ns;
-        }
-        self.udp_next_ns += plan.interval_ns;
+        let (flows, payload_len) = (plan.flows, usize::from(plan.payload));
         let flow = self.udp_flow;
-        self.udp_flow = (self.udp_flow + 1) % plan.flows;
+        self.udp_flow = (self.udp_flow + 1) % flows;
         let (client, cport) = self.client_of(flow);
         let server = self.server_of(flow);
         let mut stamp = [0u8; UDP_STAMP];
         stamp[..8].copy_from_slice(&self.udp_seq.to_be_bytes());
         stamp[8..].copy_from_slice(&now.0.to_be_bytes());
         self.udp_seq += 1;
-        let payload_len = usize::from(plan.payload);
         let port = self.client_port;
         let ends = self.ends(port, client, server);
         let payload = udp_payload(&mut self.udp_scratch[..], &stamp, payload_len);
@@ -819,16 +836,9 @@ impl Engine {
         }
         let elapsed_ns = now.since(self.start).0.saturating_mul(1000);
         let f = self.flood.as_mut()?;
-        if f.next_ns > elapsed_ns {
+        if !f.pacer.due(elapsed_ns, &mut self.counters.flood_late) {
             return None;
         }
-        let behind = elapsed_ns - f.next_ns;
-        if behind > 1_000_000 {
-            let skipped = behind / f.interval_ns;
-            self.counters.flood_late += skipped;
-            f.next_ns += skipped * f.interval_ns;
-        }
-        f.next_ns += f.interval_ns;
         let sources = f.sources;
         let (r1, r2) = (self.next_isn(), self.next_isn());
         let src = sources.nth(r1);
