@@ -236,6 +236,13 @@ pub struct WorkerCounters {
     pub hold_refused: Counter,
     /// Held packets dropped at the hold timeout (also counted as out of window).
     pub hold_timeout: Counter,
+    /// Packets of no state the rules block, held for a peer's insert of the state they belong to (their
+    /// way out ran through a peer, which created it).
+    pub held_for_state: Counter,
+    /// Of those, packets whose state a peer's insert brought: handled again, as any packet with a state.
+    pub held_for_state_found: Counter,
+    /// Of those, packets no state came for in the hold timeout: refused as the rules decided.
+    pub held_for_state_timeout: Counter,
     /// Probes sent to an endpoint for its numbers because a held packet's state has no live peer left to
     /// update it (the node that updated it failed): the endpoint's answer cures the hold.
     pub hold_probed: Counter,
@@ -313,6 +320,9 @@ impl WorkerCounters {
             hold_released: Counter::default(),
             hold_refused: Counter::default(),
             hold_timeout: Counter::default(),
+            held_for_state: Counter::default(),
+            held_for_state_found: Counter::default(),
+            held_for_state_timeout: Counter::default(),
             hold_probed: Counter::default(),
             hold_pool_full: Counter::default(),
             hold_state_full: Counter::default(),
@@ -397,6 +407,15 @@ impl WorkerCounters {
             ("hold_released".to_string(), self.hold_released.get()),
             ("hold_refused".to_string(), self.hold_refused.get()),
             ("hold_timeout".to_string(), self.hold_timeout.get()),
+            ("held_for_state".to_string(), self.held_for_state.get()),
+            (
+                "held_for_state_found".to_string(),
+                self.held_for_state_found.get(),
+            ),
+            (
+                "held_for_state_timeout".to_string(),
+                self.held_for_state_timeout.get(),
+            ),
             ("hold_probed".to_string(), self.hold_probed.get()),
             ("hold_pool_full".to_string(), self.hold_pool_full.get()),
             ("hold_state_full".to_string(), self.hold_state_full.get()),

@@ -170,6 +170,9 @@ pub struct PortInfo {
 pub struct HoldSettings {
     /// The longest a packet waits; then it is dropped as out of window.
     pub timeout: Duration,
+    /// The longest a packet of no state waits for a peer's insert: the hold timeout, or the deferral
+    /// timeout if that is longer.
+    pub await_state: Duration,
     /// How far ahead a packet may be and still wait (bytes).
     pub margin: u32,
     /// Packets waiting per worker at most.
@@ -286,6 +289,12 @@ impl WorkerConfig {
             .filter(|s| s.hold.enabled)
             .map(|s| HoldSettings {
                 timeout: Duration::micros(u64::from(s.hold.timeout_us)),
+                // A peer's insert can take as long as the sync path the deferral timeout allows for.
+                await_state: Duration::micros(u64::from(if s.defer.enabled {
+                    s.hold.timeout_us.max(s.defer.timeout_us)
+                } else {
+                    s.hold.timeout_us
+                })),
                 margin: s.hold.margin,
                 pool: (s.hold.pool as usize).min(pool_share).max(1),
                 per_state: s.hold.per_state.min(u32::from(u16::MAX)) as u16,
@@ -404,7 +413,8 @@ const REDIRECT_EXIT_PACKETS: u16 = 100;
 /// Redirected frames a worker takes from its queue per round.
 const REDIRECTED_BURST: usize = BURST;
 
-/// A packet waiting for a peer's newer update of its state.
+/// A packet waiting for a peer's newer update of its state, or for a peer's insert of a state it would
+/// belong to ([`Worker::await_state`]).
 #[derive(Debug)]
 struct Waiting<B> {
     packet: B,
@@ -412,7 +422,11 @@ struct Waiting<B> {
     ingress: PortId,
     egress: PortId,
     hop: Option<Hop>,
+    /// Its state's slot; [`NO_STATE`] while it waits for a state.
     index: u32,
+    /// Waiting for a state: what the rules decided (the drop reason, and whether to answer) when no
+    /// state came.
+    blocked: Option<(DropReason, bool)>,
     key: FlowKey,
     src_first: bool,
     since: Instant,
@@ -428,6 +442,12 @@ struct Parked<B> {
     hop: Hop,
     deadline: Instant,
 }
+
+/// [`Waiting::index`] of a packet waiting for a state.
+const NO_STATE: u32 = u32::MAX;
+/// The share of the hold pool packets waiting for a state may take (one in this many), so that a flood
+/// the rules would block anyway leaves the rest to established flows.
+const AWAIT_SHARE: usize = 4;
 
 /// Packets one worker holds for unresolved next hops, and per next hop.
 const PARKED: usize = 256;
@@ -484,6 +504,12 @@ pub struct Worker<B> {
     parked: VecDeque<Parked<B>>,
     /// Packets held for peers' updates, oldest first.
     waiting: VecDeque<Waiting<B>>,
+    /// Packets of no state held for peers' inserts, oldest first (their own queue: they wait longer).
+    awaiting: VecDeque<Waiting<B>>,
+    /// The packets a peer's insert let out of `waiting`, checked again once they are all out.
+    rechecks: Vec<Waiting<B>>,
+    /// Whether the packet being handled is one such: the rules' verdict on it is final.
+    rechecking: bool,
     /// The fragments after the first of the datagram being handled.
     followers: Vec<B>,
     /// Whether the frame being handled was redirected here by a peer (this node owns its state).
@@ -544,6 +570,9 @@ impl<B: PacketBuf> Worker<B> {
             fragments: Reassembly::new(),
             parked: VecDeque::with_capacity(PARKED),
             waiting: VecDeque::with_capacity(cfg.hold.map_or(0, |h| h.pool)),
+            awaiting: VecDeque::with_capacity(cfg.hold.map_or(0, |h| h.pool / AWAIT_SHARE)),
+            rechecks: Vec::with_capacity(cfg.hold.map_or(0, |h| h.pool / AWAIT_SHARE)),
+            rechecking: false,
             followers: Vec::with_capacity(FRAGMENTS_PER_DATAGRAM),
             from_peer: false,
             cfg,
@@ -579,7 +608,8 @@ impl<B: PacketBuf> Worker<B> {
     pub fn next_hold_deadline(&self) -> Option<Instant> {
         let waiting = self.waiting.front().map(|w| w.deadline);
         let held = self.held.front().map(|h| h.deadline);
-        waiting.into_iter().chain(held).min()
+        let awaiting = self.awaiting.front().map(|w| w.deadline);
+        waiting.into_iter().chain(held).chain(awaiting).min()
     }
 
     fn timeout(&self, class: TimeoutClass) -> Duration {
@@ -624,11 +654,11 @@ impl<B: PacketBuf> Worker<B> {
             received += self.receive_redirected(io, links, now);
         }
         self.release_due(now);
+        if !self.waiting.is_empty() || !self.awaiting.is_empty() {
+            self.expire_waiting(io, now);
+        }
         self.transmit(io);
         self.expire(links, now);
-        if !self.waiting.is_empty() {
-            self.expire_waiting(now);
-        }
         let timed_out = self.fragments.expire(now);
         self.count_drops(DropReason::FragmentTimeout, timed_out);
         self.counters.states.set(self.table.len() as u64);
@@ -965,6 +995,18 @@ impl<B: PacketBuf> Worker<B> {
                 Ok(()) => {
                     self.counters.state_hits.inc();
                     self.modulate(&mut packet, &m, index, src_first);
+                    let st = self.table.get(index);
+                    if st.origin & origin::DEFERRED != 0 {
+                        // Peers do not know the state yet: its later packets (a retransmitted SYN, a
+                        // UDP flow's next datagrams) wait behind its first, or their answers could
+                        // reach a peer before the state does.
+                        let name = StateName {
+                            creator: st.creator,
+                            id: st.id,
+                        };
+                        return self
+                            .forward_held(io, links, packet, &m, ingress, egress, hop, now, name);
+                    }
                     self.forward(io, links, packet, &m, ingress, egress, hop, now);
                     // What this packet taught the state may be what packets held on it wait for.
                     if self.table.get(index).waiting > 0 {
@@ -1111,7 +1153,7 @@ impl<B: PacketBuf> Worker<B> {
         }
         self.note_hold(index, false);
         let st = self.table.get_mut(index);
-        if self.waiting.len() >= hold.pool {
+        if self.waiting.len() + self.awaiting.len() >= hold.pool {
             self.counters.hold_pool_full.inc();
             return self.drop_packet(DropReason::OutOfWindow);
         }
@@ -1131,6 +1173,7 @@ impl<B: PacketBuf> Worker<B> {
             egress,
             hop,
             index,
+            blocked: None,
             key,
             src_first,
             since: now,
@@ -1247,8 +1290,114 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
-    /// Drops the packets that waited past the hold timeout (or whose state went away).
-    fn expire_waiting(&mut self, now: Instant) {
+    /// Whether a packet of no state that the rules block may wait for a peer's insert instead: in a
+    /// cluster whose peers are alive, a packet that can only follow a state's creation elsewhere (a TCP
+    /// segment other than a bare SYN, a UDP datagram, an echo reply) can arrive before that state does,
+    /// when the path back runs through this node and the way out through a peer.
+    fn may_await_state<L: WorkerLinks<B>>(&self, links: &L, transport: &Transport) -> bool {
+        let follows = match transport {
+            Transport::Tcp(seg) => {
+                use tcp::flags::{ACK, SYN};
+                seg.flags & (SYN | ACK) != SYN
+            }
+            Transport::Udp | Transport::IcmpEcho(false) => true,
+            _ => false,
+        };
+        follows
+            && self.cfg.hold.is_some()
+            && self.cfg.push.is_some()
+            && !self.rechecking
+            && !self.from_peer
+            && self.followers.is_empty()
+            && links.peers_alive()
+    }
+
+    /// A packet of no state the rules block, held (within its share of the pool) until a peer's insert
+    /// brings the state it belongs to, then handled again ([`Self::recheck_awaiting`]): pf's checks and
+    /// the rules decide, as for any packet. Without that insert it meets the rules' verdict after
+    /// [`HoldSettings::await_state`].
+    #[allow(clippy::too_many_arguments)]
+    fn await_state(
+        &mut self,
+        packet: B,
+        m: &PacketMeta,
+        ingress: PortId,
+        egress: PortId,
+        hop: Option<Hop>,
+        key: FlowKey,
+        src_first: bool,
+        blocked: (DropReason, bool),
+        now: Instant,
+    ) {
+        let Some(hold) = self.cfg.hold else {
+            return self.drop_packet(blocked.0);
+        };
+        if self.waiting.len() + self.awaiting.len() >= hold.pool
+            || self.awaiting.len() >= hold.pool / AWAIT_SHARE
+        {
+            self.counters.hold_pool_full.inc();
+            return self.drop_packet(blocked.0);
+        }
+        self.awaiting.push_back(Waiting {
+            packet,
+            meta: *m,
+            ingress,
+            egress,
+            hop,
+            index: NO_STATE,
+            blocked: Some(blocked),
+            key,
+            src_first,
+            since: now,
+            deadline: now + hold.await_state,
+        });
+        self.counters.held_for_state.inc();
+    }
+
+    /// Handles again, in order, the packets that waited for the state a peer just inserted under `key`.
+    fn recheck_awaiting<IO, L>(&mut self, io: &mut IO, links: &mut L, key: &FlowKey, now: Instant)
+    where
+        IO: PortIo<Buf = B>,
+        L: WorkerLinks<B>,
+    {
+        let mut rechecks = std::mem::take(&mut self.rechecks);
+        for _ in 0..self.awaiting.len() {
+            let Some(w) = self.awaiting.pop_front() else {
+                break;
+            };
+            if w.key == *key {
+                rechecks.push(w);
+            } else {
+                self.awaiting.push_back(w);
+            }
+        }
+        for w in rechecks.drain(..) {
+            self.counters.held_for_state_found.inc();
+            self.counters.record_hold(now.since(w.since));
+            let flow = self.flow_of(&w.meta);
+            self.rechecking = true;
+            self.handle(io, links, w.packet, w.meta, flow, w.ingress, now);
+            self.rechecking = false;
+        }
+        self.rechecks = rechecks;
+    }
+
+    /// Drops the packets that waited past the hold timeout (or whose state went away); those that waited
+    /// for a state meet the rules' verdict.
+    fn expire_waiting<IO: PortIo<Buf = B>>(&mut self, io: &mut IO, now: Instant) {
+        while self.awaiting.front().is_some_and(|w| w.deadline <= now) {
+            let Some(w) = self.awaiting.pop_front() else {
+                break;
+            };
+            self.counters.held_for_state_timeout.inc();
+            self.counters.record_hold(now.since(w.since));
+            if let Some((reason, answer)) = w.blocked {
+                if answer {
+                    self.answer_blocked(io, &w.packet, w.ingress, &w.meta, now);
+                }
+                self.drop_packet(reason);
+            }
+        }
         while let Some(w) = self.waiting.front() {
             let gone = !self.table.holds(w.index, &w.key);
             if !gone && w.deadline > now {
@@ -1318,14 +1467,27 @@ impl<B: PacketBuf> Worker<B> {
         }
         match decision.verdict {
             Verdict::Block { answer } => {
-                if answer {
-                    self.answer_blocked(io, &packet, ingress, m, now);
-                }
                 let reason = if decision.rule.is_some() {
                     DropReason::BlockedByRule
                 } else {
                     DropReason::BlockedByDefault
                 };
+                if self.may_await_state(links, &transport) {
+                    return self.await_state(
+                        packet,
+                        m,
+                        ingress,
+                        egress,
+                        hop,
+                        key,
+                        src_first,
+                        (reason, answer),
+                        now,
+                    );
+                }
+                if answer {
+                    self.answer_blocked(io, &packet, ingress, m, now);
+                }
                 self.drop_packet(reason)
             }
             Verdict::Pass {
@@ -2060,20 +2222,36 @@ impl<B: PacketBuf> Worker<B> {
         }
     }
 
+    /// Sends the packets held for state `name` (peers know it now), in the order they came.
     fn release(&mut self, name: StateName, now: Instant) {
-        if let Some(pos) = self.held.iter().position(|h| h.name == name)
-            && let Some(held) = self.held.remove(pos)
-        {
-            self.counters.deferred_released.inc();
-            self.send_held(held, now);
-        }
+        let n = self.send_all_held(name, now);
+        self.counters.deferred_released.add(n);
     }
 
+    /// Sends the packets held for state `name`, in order; returns how many.
+    fn send_all_held(&mut self, name: StateName, now: Instant) -> u64 {
+        let (mut from, mut n) = (0, 0);
+        while let Some(pos) = self.held.range(from..).position(|h| h.name == name)
+            && let Some(held) = self.held.remove(from + pos)
+        {
+            self.send_held(held, now);
+            from += pos;
+            n += 1;
+        }
+        n
+    }
+
+    /// Sends the held packets whose backstop time came; their states' later packets are not held again.
     fn release_due(&mut self, now: Instant) {
         while self.held.front().is_some_and(|h| h.deadline <= now) {
             if let Some(held) = self.held.pop_front() {
-                self.counters.deferred_backstop.inc();
+                let name = held.name;
+                if let Some(index) = self.table.find_id(name.creator, name.id) {
+                    self.table.get_mut(index).origin &= !origin::DEFERRED;
+                }
                 self.send_held(held, now);
+                let later = self.send_all_held(name, now);
+                self.counters.deferred_backstop.add(1 + later);
             }
         }
     }
@@ -2209,6 +2387,10 @@ impl<B: PacketBuf> Worker<B> {
             match op {
                 PeerOp::Insert { record, ack } => {
                     self.peer_insert(links, record, now);
+                    if !self.awaiting.is_empty() {
+                        let (key, _) = key_of_record(&record);
+                        self.recheck_awaiting(io, links, &key, now);
+                    }
                     if ack && !links.push_event(LocalEvent::PeerInserted { name: record.name }) {
                         // The peer's held packet then waits for its deferral timeout.
                         self.counters.events_dropped.inc();
@@ -2336,13 +2518,8 @@ impl<B: PacketBuf> Worker<B> {
         if ours.creator == self.cfg.creator {
             self.send_event(links, LocalEvent::Deleted { name: ours });
         }
-        // A creating packet held under the old name waited for a peer that has the flow now.
-        if let Some(pos) = self.held.iter().position(|h| h.name == ours)
-            && let Some(held) = self.held.remove(pos)
-        {
-            self.counters.deferred_released.inc();
-            self.send_held(held, now);
-        }
+        // Packets held under the old name waited for a peer that has the flow now.
+        self.release(ours, now);
         self.table.get_mut(index).origin &= !origin::DEFERRED;
     }
 

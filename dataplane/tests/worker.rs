@@ -495,29 +495,240 @@ fn a_held_packet_is_released_at_the_backstop_if_the_sync_core_never_answers() {
     assert_eq!(b.counters.deferred_backstop.get(), 1);
 }
 
-#[test]
-fn a_state_from_a_peer_lets_the_reply_through_on_this_node() {
-    // Asymmetric path: node A saw the SYN; this node sees only the reply.
+/// Node A's insert of the connection whose SYN it saw (the client's 1000 to the server).
+fn syn_seen_by_a() -> StateRecord {
     let mut a = synced(false);
     a.send(INSIDE, c2s(1000, 0, SYN, 0));
     let LocalEvent::Inserted { record, .. } = a.links.events[0] else {
         panic!("insert")
     };
+    record
+}
+
+#[test]
+fn a_reply_ahead_of_its_peers_insert_waits_for_it_and_then_passes_on_this_node() {
+    // Asymmetric path: node A saw the SYN; this node sees only the reply, which beat A's insert here.
+    let record = syn_seen_by_a();
     let mut b = synced(false);
-    assert!(
-        b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).is_empty(),
-        "without the state: blocked"
-    );
+    let reply = s2c(5000, 1001, syn_ack(), 0);
+    assert!(b.send(OUTSIDE, reply.clone()).is_empty(), "no state yet");
+    assert_eq!(b.counters.held_for_state.get(), 1, "held, not blocked");
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 0);
     b.links.ops.push_back(PeerOp::Insert { record, ack: true });
     b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(
+        b.io.take_sent(INSIDE),
+        [reply],
+        "checked on the peer's state and forwarded"
+    );
+    assert_eq!(b.counters.held_for_state_found.get(), 1);
     assert!(
         b.links
             .events
             .contains(&LocalEvent::PeerInserted { name: record.name }),
         "the sync core hears the state is in the shard, and only then acknowledges it"
     );
-    assert_eq!(b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0)).len(), 1);
     assert_eq!(b.counters.states_from_peers.get(), 1);
+    assert_eq!(b.counters.state_hits.get(), 1);
+}
+
+#[test]
+fn a_blocked_packet_no_state_comes_for_meets_the_rules_at_the_hold_timeout() {
+    let mut b = synced(false);
+    assert!(b.send(OUTSIDE, s2c(5000, 1001, ACK, 100)).is_empty());
+    assert_eq!(b.counters.held_for_state.get(), 1);
+    b.now = b.now + Duration::micros(9_000);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 0, "still waiting");
+    b.now = b.now + Duration::micros(1_001);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
+    assert_eq!(b.counters.held_for_state_timeout.get(), 1);
+    assert!(b.io.take_sent(INSIDE).is_empty(), "never forwarded");
+    // A state arriving later lets nothing out: the packet is gone.
+    b.links.ops.push_back(PeerOp::Insert {
+        record: syn_seen_by_a(),
+        ack: false,
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(b.io.take_sent(INSIDE).is_empty());
+}
+
+#[test]
+fn with_deferral_on_a_packet_of_no_state_waits_as_long_as_a_deferral_may() {
+    // The peer's insert of a state whose first packet left can take the deferral timeout (20 ms here).
+    let mut b = synced(true);
+    b.send(OUTSIDE, s2c(5000, 1001, ACK, 100));
+    b.now = b.now + Duration::millis(15);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(
+        b.dropped(DropReason::BlockedByDefault),
+        0,
+        "past the hold timeout, still waiting"
+    );
+    b.now = b.now + Duration::millis(5);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
+}
+
+#[test]
+fn a_block_return_answer_waits_with_the_packet_and_goes_only_if_no_state_comes() {
+    let profile = "forwarding: {mode: wire, pairs: [[inside, outside]]}\nrules:\n  - {action: block, return: true, direction: in, port: outside}\n  - {action: pass, direction: in, port: inside}\nsync: {interface: sync0, core: 0, transport: udp, peers: [198.20.0.2]}\n";
+    let mut b = bench(profile);
+    // The reply whose state is coming: no reset may kill the connection.
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    b.links.ops.push_back(PeerOp::Insert {
+        record: syn_seen_by_a(),
+        ack: false,
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.io.take_sent(INSIDE).len(), 1, "passed on its state");
+    assert!(b.answers(OUTSIDE).is_empty(), "and was not answered");
+    // A stray segment of no state: answered with a reset at the hold timeout.
+    b.send(OUTSIDE, stray_to_client_port(41000));
+    assert!(b.answers(OUTSIDE).is_empty());
+    b.now = b.now + Duration::millis(11);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.answers(OUTSIDE).len(), 1, "the reset");
+    assert_eq!(b.dropped(DropReason::BlockedByRule), 1);
+}
+
+#[test]
+fn a_held_packet_the_peers_state_does_not_accept_is_refused_by_pfs_checks() {
+    let record = syn_seen_by_a();
+    let mut b = synced(false);
+    // On the connection's ports, but not the SYN-ACK its state expects: acknowledges data never sent,
+    // beyond any margin.
+    b.send(OUTSIDE, s2c(5000, 1001 + 5_000_000, syn_ack(), 0));
+    b.links.ops.push_back(PeerOp::Insert { record, ack: false });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert!(b.io.take_sent(INSIDE).is_empty(), "never forwarded");
+    assert_eq!(b.counters.held_for_state_found.get(), 1);
+    assert_eq!(b.dropped(DropReason::OutOfWindow), 1);
+}
+
+#[test]
+fn only_packets_that_can_follow_a_peers_state_wait_and_only_while_a_peer_lives() {
+    let mut b = synced(false);
+    // A bare SYN opens states, it never follows one: the rules' block stands at once.
+    b.send(OUTSIDE, s2c(5000, 0, SYN, 0));
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 1);
+    // No live peer can insert a state.
+    b.links.peers_dead = true;
+    b.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 2);
+    assert_eq!(b.counters.held_for_state.get(), 0);
+    // Nor does a node without sync.
+    let mut alone = bench(WIRE_PASS);
+    alone.send(OUTSIDE, s2c(5000, 1001, syn_ack(), 0));
+    assert_eq!(alone.dropped(DropReason::BlockedByDefault), 1);
+}
+
+#[test]
+fn a_flood_of_blocked_packets_takes_at_most_its_share_of_the_hold_pool() {
+    let (mut b, name) = return_path();
+    // A quarter of the hold pool may wait for states.
+    let share = b.worker.config().hold.expect("holding").pool as u64 / 4;
+    let flood = share + 76;
+    for port in 0..flood as u16 {
+        b.send(OUTSIDE, stray_to_client_port(1000 + port));
+    }
+    assert_eq!(b.counters.held_for_state.get(), share);
+    assert_eq!(b.counters.hold_pool_full.get(), 76);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), 76);
+    // An established flow's packet ahead of the sync still waits for its update.
+    b.send(OUTSIDE, server_data(5001 + 65535));
+    assert_eq!(b.counters.held.get(), 1);
+    assert!(
+        b.links.events.contains(&LocalEvent::UpdateWanted { name }),
+        "and asks for it"
+    );
+    // At the timeout every flood packet is refused as the rules decided; none passed.
+    b.now = b.now + Duration::millis(11);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.dropped(DropReason::BlockedByDefault), flood);
+    assert_eq!(b.counters.held_for_state_timeout.get(), share);
+    assert!(b.io.take_sent(INSIDE).is_empty());
+}
+
+#[test]
+fn the_later_packets_of_a_deferred_state_wait_behind_its_first() {
+    let mut b = synced(true);
+    assert!(
+        b.send(INSIDE, udp_c2s(b"1")).is_empty(),
+        "the first is deferred"
+    );
+    assert!(
+        b.send(INSIDE, udp_c2s(b"2")).is_empty(),
+        "its answer could reach a peer before the state: it waits too"
+    );
+    assert_eq!(b.worker.held(), 2);
+    let LocalEvent::Inserted { record, .. } = b.links.events[0] else {
+        panic!("insert")
+    };
+    b.links.ops.push_back(PeerOp::ReleaseDeferred {
+        name: record.name,
+        reason: ReleaseReason::Acknowledged,
+    });
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(
+        b.io.take_sent(OUTSIDE),
+        [udp_c2s(b"1"), udp_c2s(b"2")],
+        "both, in order"
+    );
+    assert_eq!(b.send(INSIDE, udp_c2s(b"3")).len(), 1, "then at once");
+}
+
+#[test]
+fn the_backstop_releases_a_deferred_states_later_packets_with_its_first() {
+    let mut b = synced(true);
+    b.send(INSIDE, udp_c2s(b"1"));
+    b.now = b.now + Duration::millis(20);
+    b.send(INSIDE, udp_c2s(b"2"));
+    b.now = b.now + Duration::millis(21);
+    b.worker.poll(&mut b.io, &mut b.links, &[], b.now);
+    assert_eq!(b.io.take_sent(OUTSIDE), [udp_c2s(b"1"), udp_c2s(b"2")]);
+    assert_eq!(b.counters.deferred_backstop.get(), 2);
+    assert_eq!(b.send(INSIDE, udp_c2s(b"3")).len(), 1, "no longer deferred");
+}
+
+/// A stray ACK from the server's address to the client's `port`.
+fn stray_to_client_port(port: u16) -> Vec<u8> {
+    let ends = Endpoints::v4(
+        SERVER_MAC,
+        MacAddr(FW_OUT_MAC),
+        [198, 19, 0, 20].into(),
+        [198, 18, 0, 10].into(),
+    );
+    let repr = TcpRepr {
+        src_port: 80,
+        dst_port: port,
+        seq: 9000,
+        ack: 77,
+        flags: ACK,
+        window: 65535,
+        ..TcpRepr::default()
+    };
+    build::tcp(&ends, &repr, b"").expect("builds")
+}
+
+/// A datagram from the client 198.18.0.10:5353 to 198.19.0.53:53.
+fn udp_c2s(payload: &[u8]) -> Vec<u8> {
+    let out = Endpoints::v4(
+        CLIENT_MAC,
+        MacAddr(FW_IN_MAC),
+        [198, 18, 0, 10].into(),
+        [198, 19, 0, 53].into(),
+    );
+    build::udp(
+        &out,
+        &UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        },
+        payload,
+    )
+    .expect("builds")
 }
 
 #[test]

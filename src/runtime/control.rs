@@ -656,6 +656,16 @@ impl<'a> Control<'a> {
                 ("hold_probed", sum(|c| c.hold_probed.get())),
                 ("hold_pool_full", sum(|c| c.hold_pool_full.get())),
                 ("hold_state_full", sum(|c| c.hold_state_full.get())),
+                // Packets of no state held for a peer's insert.
+                ("held_for_state", sum(|c| c.held_for_state.get())),
+                (
+                    "held_for_state_found",
+                    sum(|c| c.held_for_state_found.get()),
+                ),
+                (
+                    "held_for_state_timeout",
+                    sum(|c| c.held_for_state_timeout.get()),
+                ),
                 // Owner redirect: frames sent to their states' owners and received as owner.
                 ("redirected_to_owner", sum(|c| c.owner_redirected.get())),
                 (

@@ -20,7 +20,9 @@ pub use tandem_dataplane::wire::udp::UdpRepr;
 pub use tandem_dataplane::worker::{
     ControlOp, PortInfo, Worker, WorkerConfig, WorkerLinks, rule_counters,
 };
-pub use tandem_sync::event::{LocalEvent, PeerOp, ReleaseReason, StateName, StateUpdate};
+pub use tandem_sync::event::{
+    LocalEvent, PeerOp, ReleaseReason, StateName, StateRecord, StateUpdate,
+};
 pub use tandem_sync::identity::CreatorId;
 pub use tandem_sync::time::{Duration, Instant};
 
@@ -48,6 +50,8 @@ pub struct Links {
     pub to_owner_room: Option<usize>,
     /// Frames peers redirected to this worker.
     pub from_peers: VecDeque<(PortId, Vec<u8>)>,
+    /// Whether every sync peer is dead.
+    pub peers_dead: bool,
 }
 
 impl WorkerLinks<Vec<u8>> for Links {
@@ -81,6 +85,9 @@ impl WorkerLinks<Vec<u8>> for Links {
     }
     fn owner_alive(&self, owner: CreatorId) -> bool {
         self.alive.contains(&owner)
+    }
+    fn peers_alive(&self) -> bool {
+        !self.peers_dead
     }
     fn to_owner(&mut self, owner: CreatorId, port: PortId, packet: Vec<u8>) -> Result<(), Vec<u8>> {
         if self
