@@ -118,12 +118,16 @@ echo "   window drops $drops, held for the sync $held ($released passed after th
 
 echo "== $conns short connections on the asymmetric path (deferral on)"
 deferred_before=$(counter a sync deferred)
+awaited_before=$(sum_counter sync held_for_state)
+found_before=$(sum_counter sync held_for_state_found)
 conn_json=$(ip netns exec tnd-client python3 scripts/conns.py connect 198.19.1.10 8080 "$conns" || true)
 echo "   $conn_json"
 conn_ok=$(echo "$conn_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])' 2>/dev/null || echo 0)
 conn_p50=$(echo "$conn_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connect_ms_p50"])' 2>/dev/null || echo "?")
 conn_p99=$(echo "$conn_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["connect_ms_p99"])' 2>/dev/null || echo "?")
 deferred=$(( $(counter a sync deferred) - deferred_before ))
+awaited=$(( $(sum_counter sync held_for_state) - awaited_before ))
+found=$(( $(sum_counter sync held_for_state_found) - found_before ))
 iack_p50=$(counter a sync iack_p50)
 iack_p99=$(counter a sync iack_p99)
 [ "$conn_ok" = "$conns" ] || fail "only $conn_ok of $conns short connections succeeded"
@@ -252,6 +256,7 @@ printf '%-36s %s\n' "acknowledged sync delivery" "$delivery_line"
 printf '%-36s %s of %s ok; connect p50 %s ms, p99 %s ms\n' "short connections (asymmetric)" "$conn_ok" "$conns" "$conn_p50" "$conn_p99"
 printf '%-36s %s of 5 ok; slowest connect %s ms (a lost SYN would cost 1000)\n' "client port reused (asymmetric)" "$reuse_ok" "$reuse_max"
 printf '%-36s %s SYNs held until the peer acknowledged; IACK round trip p50 <= %s us, p99 <= %s us\n' "deferral (fw-a)" "$deferred" "$iack_p50" "$iack_p99"
+printf '%-36s %s held for a peer'"'"'s insert, %s of them found it\n' "packets ahead of their state" "$awaited" "$found"
 printf '%-36s %s\n' "failover (kill -9 fw-a)" "$fo_line"
 printf '%-36s %s\n' "fw-a rejoining" "$rejoin_line"
 end_checks
