@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Whole-process forwarding rate: Tandem (stateful, rules, wire mode, one worker) against dpdk-testpmd's plain
-# io forwarding, side by side in one run on the same virtual devices and the same core.
+# Whole-process forwarding rate: Tandem (stateful, rules, wire mode, one worker) against dpdk-testpmd, side by
+# side in one run on the same virtual devices and the same core, in three of its forwarding modes: io (never
+# touches a packet), macswap (writes every frame's Ethernet header) and csum (parses every frame and
+# recomputes its IP and TCP checksums in software), the last two being baselines that do work.
 #
 # Both read an endless loop of a capture of established TCP connections from net_pcap (infinite_rx, so the
 # source costs almost nothing) and send to net_null. Each runs for --seconds; the rate is the median of the
-# per-second transmit rates after the first two seconds. Prints both rates and their ratio, and with --write
-# appends the result to docs/benchmarks.md.
+# per-second transmit rates after the first two seconds. Prints the rates and Tandem's ratio to each, and with
+# --write appends the result to docs/benchmarks.md.
 #
 # Usage: scripts/bench-forward.sh [--seconds N] [--core C] [--flows N] [--write]
 set -euo pipefail
@@ -46,21 +48,28 @@ trap cleanup EXIT INT TERM
 # median of the numbers on stdin
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
 
-echo "== dpdk-testpmd io forwarding, ${seconds}s on core $core"
-timeout --signal=INT $((seconds + 5)) dpdk-testpmd --no-huge -m 1024 --no-pci --no-shconf \
-  --file-prefix "bench-testpmd-$$" --lcores="0@$main_core,1@$core" --main-lcore=0 \
-  --vdev="net_pcap0,rx_pcap=$work/flows.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1 \
-  -- --forward-mode=io --total-num-mbufs=32768 --stats-period 1 --no-flush-rx --nb-cores=1 -a \
-  </dev/null > "$work/testpmd.out" 2>&1 &
-pid=$!
-sleep "$seconds"
-kill -INT "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-pid=
-# testpmd prints, every period, a block per port; port 1 (net_null) transmits what port 0 received.
-testpmd_rates=$(awk '/statistics for port/ {port=$6} /Tx-pps:/ && port=="1" {print $2}' "$work/testpmd.out" | tail -n +3)
-testpmd=$(echo "$testpmd_rates" | median)
-[ -n "$testpmd_rates" ] && [ "$testpmd" != 0 ] || { echo "no rates from testpmd:"; tail -30 "$work/testpmd.out"; exit 1; }
+# testpmd_rate MODE: the median forwarding rate of dpdk-testpmd in MODE.
+testpmd_rate() {
+  echo "== dpdk-testpmd $1 forwarding, ${seconds}s on core $core" >&2
+  timeout --signal=INT $((seconds + 5)) dpdk-testpmd --no-huge -m 1024 --no-pci --no-shconf \
+    --file-prefix "bench-testpmd-$$" --lcores="0@$main_core,1@$core" --main-lcore=0 \
+    --vdev="net_pcap0,rx_pcap=$work/flows.pcap,infinite_rx=1" --vdev=net_null0,no-rx=1 \
+    -- --forward-mode="$1" --total-num-mbufs=32768 --stats-period 1 --no-flush-rx --nb-cores=1 -a \
+    </dev/null > "$work/testpmd-$1.out" 2>&1 &
+  pid=$!
+  sleep "$seconds"
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+  # testpmd prints, every period, a block per port; port 1 (net_null) transmits what port 0 received.
+  local rates
+  rates=$(awk '/statistics for port/ {port=$6} /Tx-pps:/ && port=="1" {print $2}' "$work/testpmd-$1.out" | tail -n +3)
+  [ -n "$rates" ] && [ "$(echo "$rates" | median)" != 0 ] || { echo "no rates from testpmd $1:" >&2; tail -30 "$work/testpmd-$1.out" >&2; exit 1; }
+  echo "$rates" | median
+}
+testpmd=$(testpmd_rate io)
+macswap=$(testpmd_rate macswap)
+csum=$(testpmd_rate csum)
 
 echo "== tandem wire mode, one worker, ${seconds}s on core $core"
 cat > "$work/bench.yaml" <<YAML
@@ -99,8 +108,8 @@ states=$(awk '/^stats:/ {s=$9} END {print s+0}' "$work/tandem.err")
 [ -n "$tandem_rates" ] && [ "$tandem_rate" != 0 ] || { echo "no rates from tandem:"; tail -30 "$work/tandem.err"; exit 1; }
 
 ratio=$(awk -v a="$tandem_rate" -v b="$testpmd" 'BEGIN {printf "%.2f", a / b}')
-line=$(awk -v a="$tandem_rate" -v b="$testpmd" -v r="$ratio" -v f="$flows" -v s="$states" -v d="$other" -v y="$replayed" \
-  'BEGIN {printf "testpmd io %.2f Mpps, tandem %.2f Mpps forwarded, ratio %s (%d connections, %d states, %d replayed SYNs dropped as pf does, %d other drops)", b/1e6, a/1e6, r, f, s, y, d}')
+line=$(awk -v a="$tandem_rate" -v b="$testpmd" -v m="$macswap" -v c="$csum" -v r="$ratio" -v f="$flows" -v s="$states" -v d="$other" -v y="$replayed" \
+  'BEGIN {printf "testpmd io %.2f Mpps, macswap %.2f, csum %.2f; tandem %.2f Mpps forwarded, ratio %s of io, %.2f of macswap, %.2f of csum (%d connections, %d states, %d replayed SYNs dropped as pf does, %d other drops)", b/1e6, m/1e6, c/1e6, a/1e6, r, a/m, a/c, f, s, y, d}')
 echo "== $line"
 if [ "$other" != 0 ]; then echo "tandem dropped packets other than the replayed SYNs: the capture should be valid" >&2; exit 1; fi
 if $write; then
