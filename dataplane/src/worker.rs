@@ -413,8 +413,7 @@ const REDIRECT_EXIT_PACKETS: u16 = 100;
 /// Redirected frames a worker takes from its queue per round.
 const REDIRECTED_BURST: usize = BURST;
 
-/// A packet waiting for a peer's newer update of its state, or for a peer's insert of a state it would
-/// belong to ([`Worker::await_state`]).
+/// A packet waiting for a peer's newer update of its state.
 #[derive(Debug)]
 struct Waiting<B> {
     packet: B,
@@ -422,11 +421,7 @@ struct Waiting<B> {
     ingress: PortId,
     egress: PortId,
     hop: Option<Hop>,
-    /// Its state's slot; [`NO_STATE`] while it waits for a state.
     index: u32,
-    /// Waiting for a state: what the rules decided (the drop reason, and whether to answer) when no
-    /// state came.
-    blocked: Option<(DropReason, bool)>,
     key: FlowKey,
     src_first: bool,
     since: Instant,
@@ -443,8 +438,20 @@ struct Parked<B> {
     deadline: Instant,
 }
 
-/// [`Waiting::index`] of a packet waiting for a state.
-const NO_STATE: u32 = u32::MAX;
+/// A packet of no state waiting for a peer's insert of the state it would belong to
+/// ([`Worker::await_state`]).
+#[derive(Debug)]
+struct Awaiting<B> {
+    packet: B,
+    meta: PacketMeta,
+    ingress: PortId,
+    key: FlowKey,
+    /// What the rules decided, if no state comes: the drop reason, and whether to answer.
+    blocked: (DropReason, bool),
+    since: Instant,
+    deadline: Instant,
+}
+
 /// The share of the hold pool packets waiting for a state may take (one in this many), so that a flood
 /// the rules would block anyway leaves the rest to established flows.
 const AWAIT_SHARE: usize = 4;
@@ -505,9 +512,9 @@ pub struct Worker<B> {
     /// Packets held for peers' updates, oldest first.
     waiting: VecDeque<Waiting<B>>,
     /// Packets of no state held for peers' inserts, oldest first (their own queue: they wait longer).
-    awaiting: VecDeque<Waiting<B>>,
-    /// The packets a peer's insert let out of `waiting`, checked again once they are all out.
-    rechecks: Vec<Waiting<B>>,
+    awaiting: VecDeque<Awaiting<B>>,
+    /// The packets a peer's insert let out of `awaiting`, checked again once they are all out.
+    rechecks: Vec<Awaiting<B>>,
     /// Whether the packet being handled is one such: the rules' verdict on it is final.
     rechecking: bool,
     /// The fragments after the first of the datagram being handled.
@@ -1173,7 +1180,6 @@ impl<B: PacketBuf> Worker<B> {
             egress,
             hop,
             index,
-            blocked: None,
             key,
             src_first,
             since: now,
@@ -1316,16 +1322,12 @@ impl<B: PacketBuf> Worker<B> {
     /// brings the state it belongs to, then handled again ([`Self::recheck_awaiting`]): pf's checks and
     /// the rules decide, as for any packet. Without that insert it meets the rules' verdict after
     /// [`HoldSettings::await_state`].
-    #[allow(clippy::too_many_arguments)]
     fn await_state(
         &mut self,
         packet: B,
         m: &PacketMeta,
         ingress: PortId,
-        egress: PortId,
-        hop: Option<Hop>,
         key: FlowKey,
-        src_first: bool,
         blocked: (DropReason, bool),
         now: Instant,
     ) {
@@ -1338,16 +1340,12 @@ impl<B: PacketBuf> Worker<B> {
             self.counters.hold_pool_full.inc();
             return self.drop_packet(blocked.0);
         }
-        self.awaiting.push_back(Waiting {
+        self.awaiting.push_back(Awaiting {
             packet,
             meta: *m,
             ingress,
-            egress,
-            hop,
-            index: NO_STATE,
-            blocked: Some(blocked),
             key,
-            src_first,
+            blocked,
             since: now,
             deadline: now + hold.await_state,
         });
@@ -1391,12 +1389,11 @@ impl<B: PacketBuf> Worker<B> {
             };
             self.counters.held_for_state_timeout.inc();
             self.counters.record_hold(now.since(w.since));
-            if let Some((reason, answer)) = w.blocked {
-                if answer {
-                    self.answer_blocked(io, &w.packet, w.ingress, &w.meta, now);
-                }
-                self.drop_packet(reason);
+            let (reason, answer) = w.blocked;
+            if answer {
+                self.answer_blocked(io, &w.packet, w.ingress, &w.meta, now);
             }
+            self.drop_packet(reason);
         }
         while let Some(w) = self.waiting.front() {
             let gone = !self.table.holds(w.index, &w.key);
@@ -1473,17 +1470,7 @@ impl<B: PacketBuf> Worker<B> {
                     DropReason::BlockedByDefault
                 };
                 if self.may_await_state(links, &transport) {
-                    return self.await_state(
-                        packet,
-                        m,
-                        ingress,
-                        egress,
-                        hop,
-                        key,
-                        src_first,
-                        (reason, answer),
-                        now,
-                    );
+                    return self.await_state(packet, m, ingress, key, (reason, answer), now);
                 }
                 if answer {
                     self.answer_blocked(io, &packet, ingress, m, now);
