@@ -122,7 +122,7 @@ fn place_flows(profile: &Profile, ports: &[(String, EthPort)], dispatch: &mut [b
 }
 
 /// The sync engine's settings from the profile.
-fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
+pub fn engine_config(profile: &Profile, mtu: u16) -> Option<EngineConfig> {
     let sync = profile.sync.as_ref()?;
     let policy = match sync.update_policy {
         UpdatePolicy::WindowAware => Policy::WindowAware {

@@ -128,16 +128,17 @@ fn seconds_at(bytes: f64, rate: f64) -> f64 {
 }
 
 /// A side's rate of progress, estimated from successive observations of its `seqlo`: an exponentially
-/// weighted average over updates, in bytes per second.
+/// weighted average over updates, in bytes per second. Kept in single precision (24 bits of mantissa
+/// are ample for an estimate; the engine keeps two per state).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RateEstimate {
-    bytes_per_sec: f64,
+    bytes_per_sec: f32,
 }
 
 impl RateEstimate {
     /// The estimate.
     pub fn get(&self) -> f64 {
-        self.bytes_per_sec
+        f64::from(self.bytes_per_sec)
     }
 
     /// Folds in `bytes` of progress over `elapsed`.
@@ -147,11 +148,13 @@ impl RateEstimate {
         }
         let sample = f64::from(bytes) * 1e6 / elapsed.as_micros() as f64;
         // A faster sample is believed at once (being late is what costs); a slower one only gradually.
-        self.bytes_per_sec = if sample > self.bytes_per_sec {
+        let old = self.get();
+        let new = if sample > old {
             sample
         } else {
-            0.75 * self.bytes_per_sec + 0.25 * sample
+            0.75 * old + 0.25 * sample
         };
+        self.bytes_per_sec = new as f32;
     }
 }
 

@@ -20,6 +20,7 @@
 
 mod codec;
 pub mod delivery;
+mod entries;
 mod message;
 pub mod peers;
 pub mod stats;
@@ -42,12 +43,13 @@ use crate::identity::CreatorId;
 use crate::merge;
 use crate::policy::{RateEstimate, WindowBudget, time_to_send};
 use crate::state::{TcpPeer, TimeoutClass, state_flags};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, MaybeInstant};
 use crate::wire::{
     self,
     delivery::{Delivery, SEQ_SECTION_LEN},
 };
 use delivery::{Arrival, Item, Sender, Stream};
+use entries::Entries;
 
 /// Which worker owns a peer's state: the same function the NIC's RSS (or the software dispatch) applies to
 /// its packets, so that the state lands where its packets will.
@@ -165,7 +167,7 @@ enum Queued {
     Ins,
 }
 
-/// What the engine keeps per state.
+/// What the engine keeps per state (136 bytes: it is kept for every state the node holds).
 #[derive(Clone, Debug)]
 struct Entry {
     worker: u16,
@@ -176,17 +178,22 @@ struct Entry {
     known: [TcpPeer; 2],
     timeout: TimeoutClass,
     rate: [RateEstimate; 2],
-    observed: Option<(Instant, [u32; 2])>,
+    /// When each side's `seqlo` was last observed for the rate estimate, and what it was.
+    observed_at: MaybeInstant,
+    observed: [u32; 2],
     queued: Queued,
     /// Packets since the last send (classic).
     updates: u16,
     /// When a peer last sent us something about it (classic's immediate flush).
-    peer_input: Option<Instant>,
+    peer_input: MaybeInstant,
     /// When the oldest unsent change happened.
-    changed_at: Option<Instant>,
+    changed_at: MaybeInstant,
     /// When we last sent it.
-    sent_at: Option<Instant>,
+    sent_at: MaybeInstant,
 }
+
+// The entry's size is part of the node's memory per state (docs/benchmarks.md).
+const _: () = assert!(std::mem::size_of::<Entry>() <= 136);
 
 /// A held creating packet, waiting for acknowledgements.
 #[derive(Clone, Copy, Debug)]
@@ -249,7 +256,7 @@ pub const BULK_INTERVAL: Duration = Duration::secs(10);
 pub struct Engine<M: ShardMap> {
     cfg: EngineConfig,
     shards: M,
-    states: HashMap<StateName, Entry>,
+    states: Entries<Entry>,
     ins_records: HashMap<StateName, (StateRecord, bool)>,
     /// States held per creator, for the per-peer limit.
     per_creator: HashMap<CreatorId, usize>,
@@ -330,7 +337,7 @@ impl<M: ShardMap> Engine<M> {
         Ok(Engine {
             peers: Peers::new(&cfg.peers),
             shards,
-            states: HashMap::new(),
+            states: Entries::default(),
             ins_records: HashMap::new(),
             per_creator: HashMap::new(),
             q_iack: Vec::new(),
@@ -398,7 +405,13 @@ impl<M: ShardMap> Engine<M> {
     /// Every state the engine knows with its view of both sides: what a peer's engine holds for the same
     /// name once sync has caught up (the simulator's convergence check).
     pub fn state_views(&self) -> impl Iterator<Item = (StateName, [TcpPeer; 2])> + '_ {
-        self.states.iter().map(|(name, e)| (*name, e.now))
+        self.states.iter().map(|(name, e)| (name, e.now))
+    }
+
+    /// Bytes the engine's copy of the states takes per state, by its own account (the entries, their
+    /// slab's spare room and their index).
+    pub fn bytes_per_state(&self) -> usize {
+        self.states.bytes_per_entry()
     }
 
     /// Packets held by deferral now.
@@ -475,12 +488,13 @@ impl<M: ShardMap> Engine<M> {
             known: [TcpPeer::default(); 2],
             timeout: record.timeout,
             rate: [RateEstimate::default(); 2],
-            observed: Some((at, [record.peers[0].seqlo, record.peers[1].seqlo])),
+            observed_at: MaybeInstant::some(at),
+            observed: [record.peers[0].seqlo, record.peers[1].seqlo],
             queued: Queued::Ins,
             updates: 0,
-            peer_input: None,
-            changed_at: Some(at),
-            sent_at: None,
+            peer_input: MaybeInstant::NONE,
+            changed_at: MaybeInstant::some(at),
+            sent_at: MaybeInstant::NONE,
         };
         if let Some(old) = self.states.insert(name, entry) {
             self.forget(name);
@@ -562,8 +576,8 @@ impl<M: ShardMap> Engine<M> {
                 self.pending_bytes += codec::UPD_C_LEN;
             }
         }
-        if entry.changed_at.is_none() {
-            entry.changed_at = Some(at);
+        if entry.changed_at.get().is_none() {
+            entry.changed_at = MaybeInstant::some(at);
         }
         self.schedule_change(now, name, at);
         self.check_full();
@@ -601,15 +615,16 @@ impl<M: ShardMap> Engine<M> {
             } => {
                 let touched_by_peer = entry
                     .peer_input
+                    .get()
                     .is_some_and(|t| now.since(t) < Duration::secs(2));
                 if (entry.tcp && entry.updates >= max_updates) || touched_by_peer {
                     now
                 } else {
-                    entry.changed_at.unwrap_or(at) + interval
+                    entry.changed_at.get().unwrap_or(at) + interval
                 }
             }
             Policy::WindowAware { budget } => {
-                let latest = entry.changed_at.unwrap_or(at) + self.cfg.flush_deadline;
+                let latest = entry.changed_at.get().unwrap_or(at) + self.cfg.flush_deadline;
                 if entry.tcp {
                     let rate = [entry.rate[0].get(), entry.rate[1].get()];
                     match time_to_send(&entry.known, &entry.now, rate, &budget) {
@@ -1078,7 +1093,7 @@ impl<M: ShardMap> Engine<M> {
             merge::merge_pseudo(&mut entry.known, &update.peers);
             merge::merge_pseudo(&mut entry.now, &update.peers)
         };
-        entry.peer_input = Some(now);
+        entry.peer_input = MaybeInstant::some(now);
         let worker = usize::from(entry.worker);
         if outcome.peer_is_behind {
             self.stats.stale += 1;
@@ -1100,7 +1115,11 @@ impl<M: ShardMap> Engine<M> {
                     } else {
                         true
                     };
-                    unsent || entry.sent_at.is_none_or(|t| now.since(t) >= in_flight)
+                    unsent
+                        || entry
+                            .sent_at
+                            .get()
+                            .is_none_or(|t| now.since(t) >= in_flight)
                 }
             };
         if echo {
@@ -1117,8 +1136,8 @@ impl<M: ShardMap> Engine<M> {
         let Some(entry) = self.states.get_mut(&name) else {
             return;
         };
-        if entry.changed_at.is_none() {
-            entry.changed_at = Some(now);
+        if entry.changed_at.get().is_none() {
+            entry.changed_at = MaybeInstant::some(now);
         }
         if entry.queued == Queued::Nothing {
             entry.queued = Queued::UpdC;
@@ -1177,12 +1196,13 @@ impl<M: ShardMap> Engine<M> {
                 known: record.peers,
                 timeout: record.timeout,
                 rate: [RateEstimate::default(); 2],
-                observed: Some((now, [record.peers[0].seqlo, record.peers[1].seqlo])),
+                observed_at: MaybeInstant::some(now),
+                observed: [record.peers[0].seqlo, record.peers[1].seqlo],
                 queued: Queued::Nothing,
                 updates: 0,
-                peer_input: Some(now),
-                changed_at: None,
-                sent_at: None,
+                peer_input: MaybeInstant::some(now),
+                changed_at: MaybeInstant::NONE,
+                sent_at: MaybeInstant::NONE,
             },
         );
         self.requested.remove(&name);
@@ -1660,7 +1680,7 @@ fn sent_now(entry: &mut Entry, now: Instant, stats: &mut EngineStats) {
         merge::merge_pseudo(&mut entry.known, &entry.now);
     }
     entry.updates = 0;
-    entry.sent_at = Some(now);
+    entry.sent_at = MaybeInstant::some(now);
     if let Some(at) = entry.changed_at.take() {
         stats.sync_lag.record(now.since(at));
     }
@@ -1668,7 +1688,8 @@ fn sent_now(entry: &mut Entry, now: Instant, stats: &mut EngineStats) {
 
 /// Folds a new view of the peers into the entry's rate estimates.
 fn observe_rate(entry: &mut Entry, peers: &[TcpPeer; 2], at: Instant) {
-    if let Some((then, seqlo)) = entry.observed {
+    if let Some(then) = entry.observed_at.get() {
+        let seqlo = entry.observed;
         let elapsed = at.since(then);
         if elapsed.as_micros() > 0 {
             for side in 0..2 {
@@ -1677,9 +1698,11 @@ fn observe_rate(entry: &mut Entry, peers: &[TcpPeer; 2], at: Instant) {
                     entry.rate[side].observe(moved, elapsed);
                 }
             }
-            entry.observed = Some((at, [peers[0].seqlo, peers[1].seqlo]));
+            entry.observed_at = MaybeInstant::some(at);
+            entry.observed = [peers[0].seqlo, peers[1].seqlo];
         }
     } else {
-        entry.observed = Some((at, [peers[0].seqlo, peers[1].seqlo]));
+        entry.observed_at = MaybeInstant::some(at);
+        entry.observed = [peers[0].seqlo, peers[1].seqlo];
     }
 }
