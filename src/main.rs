@@ -164,6 +164,12 @@ enum Command {
         /// Make every Nth connection come from the server network (for rules to block).
         #[arg(long, value_name = "N")]
         blocked_every: Option<u32>,
+        /// Send every frame to this MAC (a router's port) instead of the other host's.
+        #[arg(long, value_name = "MAC")]
+        to_mac: Option<tandem_config::MacAddr>,
+        /// Start with a gratuitous ARP from this gateway address (repeatable), for a router to learn.
+        #[arg(long, value_name = "IPV4")]
+        announce: Vec<std::net::Ipv4Addr>,
     },
     /// Relay frames between two DPDK devices with a fixed one-way delay and optional random loss, both
     /// ways, until SIGINT or SIGTERM: a slow or lossy link for tests on a kernel without `netem` (e.g. in
@@ -281,6 +287,8 @@ fn main() -> ExitCode {
             payload,
             close,
             blocked_every,
+            to_mac,
+            announce,
         } => {
             let spec = TrafficSpec {
                 flows,
@@ -288,6 +296,8 @@ fn main() -> ExitCode {
                 payload,
                 close,
                 blocked_every,
+                to_mac,
+                announce,
                 ..TrafficSpec::default()
             };
             let frames = traffic::frames(&spec);

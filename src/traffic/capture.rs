@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use tandem_dataplane::wire::build::{self, Endpoints};
-use tandem_dataplane::wire::ethernet::MacAddr;
+use tandem_dataplane::wire::ethernet::{BROADCAST, MacAddr};
 use tandem_dataplane::wire::tcp::{TcpFlags, TcpRepr};
 
 /// What to generate.
@@ -28,6 +28,11 @@ pub struct TrafficSpec {
     pub server_net: Ipv4Addr,
     /// Every `blocked_every`-th connection comes from the server side instead (a rule should block it).
     pub blocked_every: Option<u32>,
+    /// Every frame goes to this MAC (a router's port) instead of the other host's.
+    pub to_mac: Option<MacAddr>,
+    /// Gateways announced before the connections, one gratuitous ARP reply each (from [`GATEWAY_MAC`]),
+    /// so a router replaying the capture learns its next hops.
+    pub announce: Vec<Ipv4Addr>,
 }
 
 impl Default for TrafficSpec {
@@ -40,12 +45,16 @@ impl Default for TrafficSpec {
             client_net: Ipv4Addr::new(198, 18, 0, 0),
             server_net: Ipv4Addr::new(198, 19, 0, 0),
             blocked_every: None,
+            to_mac: None,
+            announce: Vec::new(),
         }
     }
 }
 
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x0c, 0x01]);
 const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x5e, 0x01]);
+/// The MAC of every announced gateway.
+pub const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0x9a, 0x01]);
 
 fn host(net: Ipv4Addr, n: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(net) + 1 + n % 250)
@@ -60,8 +69,18 @@ fn connection(spec: &TrafficSpec, n: u32) -> Vec<Vec<u8>> {
     } else {
         (client, server)
     };
-    let c2s = Endpoints::v4(CLIENT_MAC, SERVER_MAC, client, server);
-    let s2c = Endpoints::v4(SERVER_MAC, CLIENT_MAC, server, client);
+    let c2s = Endpoints::v4(
+        CLIENT_MAC,
+        spec.to_mac.unwrap_or(SERVER_MAC),
+        client,
+        server,
+    );
+    let s2c = Endpoints::v4(
+        SERVER_MAC,
+        spec.to_mac.unwrap_or(CLIENT_MAC),
+        server,
+        client,
+    );
     let cport = 10_000 + (n % 50_000) as u16;
     let (isn_c, isn_s) = (
         1_000_000u32.wrapping_mul(n + 1),
@@ -151,12 +170,17 @@ fn connection(spec: &TrafficSpec, n: u32) -> Vec<Vec<u8>> {
     frames
 }
 
-/// Every connection's frames, interleaved round-robin (each connection's own order kept).
+/// The gateways' announcements, then every connection's frames, interleaved round-robin (each
+/// connection's own order kept).
 pub fn frames(spec: &TrafficSpec) -> Vec<Vec<u8>> {
     let mut conns: Vec<std::collections::VecDeque<Vec<u8>>> = (0..spec.flows)
         .map(|n| connection(spec, n).into())
         .collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Vec<u8>> = spec
+        .announce
+        .iter()
+        .map(|&gw| build::arp_reply(GATEWAY_MAC, gw, BROADCAST, gw, None))
+        .collect();
     loop {
         let mut any = false;
         for c in &mut conns {
@@ -186,6 +210,30 @@ mod tests {
     use super::*;
     use tandem_dataplane::wire::checksum::ChecksumCaps;
     use tandem_dataplane::wire::meta::parse_meta;
+
+    #[test]
+    fn a_capture_for_a_router_announces_its_gateways_and_goes_to_its_mac() {
+        let router = MacAddr([2, 0, 0, 0, 1, 1]);
+        let gw = Ipv4Addr::new(192, 0, 2, 254);
+        let spec = TrafficSpec {
+            flows: 2,
+            segments: 2,
+            to_mac: Some(router),
+            announce: vec![gw],
+            ..TrafficSpec::default()
+        };
+        let all = frames(&spec);
+        let arp = tandem_dataplane::wire::arp::ArpRepr::parse(
+            &tandem_dataplane::wire::arp::Packet::new_checked(&all[0][14..]).expect("arp"),
+        )
+        .expect("arp");
+        assert_eq!(arp.source_protocol_addr, gw);
+        assert_eq!(arp.source_hardware_addr, GATEWAY_MAC);
+        assert_eq!(all.len(), 1 + 2 * 6);
+        for f in &all[1..] {
+            assert_eq!(f[..6], router.0, "every TCP frame goes to the router");
+        }
+    }
 
     #[test]
     fn every_generated_frame_is_valid_and_connections_are_interleaved() {
